@@ -1,0 +1,71 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layout (one-way dependencies):
+//   CRabbitMQ (C binding) -> RabbitMQ (AMQP client, the only Swift code touching the C API)
+//   DariBridge (domain: decoding, URL policy, retry policy, Dari client, pipeline; no broker, no C)
+//   DariBridgeApp (wiring: configuration, RabbitMQ adapter, worker service, /metrics)
+//   dari-bridge (executable), dari-bridge-bench (benchmark), FakeDari (a Dari stand-in for tests/bench)
+let package = Package(
+    name: "dari-bridge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "dari-bridge", targets: ["dari-bridge"]),
+        .executable(name: "dari-bridge-bench", targets: ["dari-bridge-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        .target(
+            name: "RabbitMQ",
+            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "DariBridge",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "DariBridgeApp",
+            dependencies: [
+                "DariBridge", "RabbitMQ",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(name: "dari-bridge", dependencies: ["DariBridgeApp"]),
+        .target(
+            name: "FakeDari",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "dari-bridge-bench",
+            dependencies: ["FakeDari", "RabbitMQ", "DariBridge"]
+        ),
+        .testTarget(name: "DariBridgeTests", dependencies: ["DariBridge", "DariBridgeApp", "FakeDari"]),
+        .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["DariBridgeApp", "DariBridge", "RabbitMQ", "FakeDari"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,256 @@
+import CRabbitMQ
+import Glibc
+import Logging
+import Synchronization
+
+/// One AMQP connection with one channel (channel 1, in confirm mode), owned by
+/// one dedicated OS thread.
+///
+/// librabbitmq has no locking and services heartbeats only while its owner is
+/// inside a library call, so every call happens on the thread started here.
+/// Other threads queue commands (publish, ack, declare, close) in a
+/// mutex-protected list and wake the thread through an eventfd; the thread
+/// sleeps in `poll()` on the socket and that eventfd, so an idle connection
+/// costs no CPU beyond one wake-up per heartbeat/4.
+///
+/// Any channel or connection error ends the whole object (the channel is not
+/// reopened in place): the owner builds a new connection, which keeps delivery
+/// tags simple, since tags of a dead connection can never be acked by accident.
+public final class AMQPConnection: Sendable {
+    public struct Options: Sendable {
+        public var heartbeatSeconds: Int32 = 10
+        public var connectTimeoutSeconds: Int = 10
+        public var rpcTimeoutSeconds: Int = 30
+        public var connectionName: String = "dari-bridge"
+        /// Called on the connection thread when the broker blocks / unblocks publishing.
+        public var onBlocked: (@Sendable (_ blocked: Bool, _ reason: String) -> Void)? = nil
+        public init() {}
+    }
+
+    typealias Command = @Sendable (AMQPIO) -> Void
+
+    struct Shared {
+        var commands: [Command] = []
+        var closed: AMQPError? = nil
+        var closeWaiters: [CheckedContinuation<AMQPError?, Never>] = []
+        var finished = false
+        var blocked = false
+    }
+
+    private static let incarnations = Atomic<UInt64>(0)
+
+    /// Distinguishes this connection (and so its only channel) from every other
+    /// one in the process; deliveries carry it.
+    public let incarnation: UInt64
+    public let url: AMQPURL
+    let shared = Mutex(Shared())
+    let wakeFD: Int32
+    let logger: Logger
+
+    private init(url: AMQPURL, logger: Logger) {
+        self.url = url
+        self.logger = logger
+        self.incarnation = Self.incarnations.add(1, ordering: .relaxed).newValue
+        self.wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+    }
+
+    deinit {
+        Glibc.close(wakeFD)
+    }
+
+    /// Opens the TCP (or TLS) connection, logs in, opens channel 1 and puts it
+    /// in confirm mode, all on the connection's own thread.
+    public static func connect(to url: AMQPURL, options: Options = Options(), logger: Logger = Logger(label: "amqp")) async throws -> AMQPConnection {
+        let connection = AMQPConnection(url: url, logger: logger)
+        guard connection.wakeFD >= 0 else {
+            throw AMQPError(kind: .connect, text: "eventfd failed: errno \(errno)")
+        }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            let io = AMQPIO(connection: connection, options: options)
+            let box = ThreadStart(io: io, started: continuation)
+            var attributes = pthread_attr_t()
+            pthread_attr_init(&attributes)
+            pthread_attr_setstacksize(&attributes, 1 << 20)
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, &attributes, amqpThreadEntry, Unmanaged.passRetained(box).toOpaque())
+            pthread_attr_destroy(&attributes)
+            if rc != 0 {
+                Unmanaged.passUnretained(box).release()
+                continuation.resume(throwing: AMQPError(kind: .connect, text: "pthread_create failed: \(rc)"))
+            } else {
+                pthread_detach(thread)
+            }
+        }
+        return connection
+    }
+
+    /// Queues a command for the connection thread. Returns the error the
+    /// connection ended with, if it already did (the command then does not run).
+    @discardableResult
+    func enqueue(_ command: @escaping Command) -> AMQPError? {
+        let refused: AMQPError? = shared.withLock { s in
+            if let closed = s.closed { return closed }
+            s.commands.append(command)
+            return nil
+        }
+        if refused == nil { wake() }
+        return refused
+    }
+
+    func wake() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(wakeFD, $0.baseAddress, 8) }
+    }
+
+    /// Runs `body` on the connection thread and returns its result.
+    func perform<T: Sendable>(_ body: @escaping @Sendable (AMQPIO) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            let refused = enqueue { io in
+                continuation.resume(with: Result { try body(io) })
+            }
+            if let refused { continuation.resume(throwing: refused) }
+        }
+    }
+
+    /// Whether the connection is still open.
+    public var isOpen: Bool { shared.withLock { $0.closed == nil } }
+
+    /// Whether the broker has blocked publishing (memory or disk alarm).
+    public var isBlocked: Bool { shared.withLock { $0.blocked } }
+
+    /// Waits until the connection has ended; returns the error it ended with
+    /// (`nil` after a clean `close()`).
+    public func closed() async -> AMQPError? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<AMQPError?, Never>) in
+            let done: (Bool, AMQPError?) = shared.withLock { s in
+                if s.finished { return (true, s.closed) }
+                s.closeWaiters.append(continuation)
+                return (false, nil)
+            }
+            if done.0 { continuation.resume(returning: done.1?.kind == .closed ? nil : done.1) }
+        }
+    }
+
+    // MARK: - Topology
+
+    @discardableResult
+    public func declareQueue(_ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false, arguments: [String: Int64] = [:]) async throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
+        try await perform { io in try io.declareQueue(name, durable: durable, exclusive: exclusive, autoDelete: autoDelete, arguments: arguments) }
+    }
+
+    public func declareExchange(_ name: String, type: String = "topic", durable: Bool = true) async throws {
+        try await perform { io in try io.declareExchange(name, type: type, durable: durable) }
+    }
+
+    public func bindQueue(_ queue: String, exchange: String, routingKey: String) async throws {
+        try await perform { io in try io.bindQueue(queue, exchange: exchange, routingKey: routingKey) }
+    }
+
+    @discardableResult
+    public func deleteQueue(_ name: String) async throws -> UInt32 {
+        try await perform { io in try io.deleteQueue(name) }
+    }
+
+    public func qos(prefetchCount: UInt16) async throws {
+        try await perform { io in try io.qos(prefetchCount: prefetchCount) }
+    }
+
+    // MARK: - Consuming
+
+    public struct Consumer: Sendable {
+        public let tag: String
+        public let deliveries: AsyncThrowingStream<AMQPDelivery, Error>
+    }
+
+    /// Starts a consumer with manual acks. The stream ends without error after
+    /// `cancel(consumerTag:)`, and with an `AMQPError` when the broker cancels
+    /// the consumer or the connection ends. The stream is unbounded on purpose:
+    /// the bound is the `basic.qos` prefetch, and a dropping buffer would leave
+    /// deliveries unacked until the channel dies.
+    public func consume(queue: String) async throws -> Consumer {
+        let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, Error>.makeStream()
+        let tag = try await perform { io in try io.consume(queue: queue, continuation: continuation) }
+        return Consumer(tag: tag, deliveries: stream)
+    }
+
+    /// Cancels a consumer; its stream ends once every delivery the broker sent
+    /// before `cancel-ok` has been yielded.
+    public func cancel(consumerTag: String) async throws {
+        try await perform { io in try io.cancel(consumerTag: consumerTag) }
+    }
+
+    // MARK: - Acks
+
+    /// Acks a delivery. Fire-and-forget: the ack is written in order with every
+    /// other command. Throws when the connection has ended (the broker will
+    /// redeliver the message; the ack must not be sent anywhere else).
+    public func ack(deliveryTag: UInt64, multiple: Bool = false) throws {
+        if let error = enqueue({ io in io.ack(deliveryTag, multiple: multiple) }) { throw error }
+    }
+
+    public func reject(deliveryTag: UInt64, requeue: Bool) throws {
+        if let error = enqueue({ io in io.reject(deliveryTag, requeue: requeue) }) { throw error }
+    }
+
+    // MARK: - Publishing
+
+    /// Publishes and returns once the broker confirmed the message. Throws
+    /// `.nacked` on a nack, `.returned` when `mandatory` and unroutable, or the
+    /// connection's error if it ends first (the outcome is then unknown).
+    public func publish(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            let refused = enqueue { io in
+                io.publish(exchange: exchange, routingKey: routingKey, body: body, properties: properties, mandatory: mandatory, continuation: continuation)
+            }
+            if let refused { continuation.resume(throwing: refused) }
+        }
+    }
+
+    // MARK: - Closing
+
+    /// Closes the channel and the connection cleanly (commands queued before
+    /// this one, such as acks, are sent first) and waits for the thread to end.
+    public func close() async {
+        if enqueue({ io in io.requestClose() }) == nil {
+            _ = await closed()
+        }
+    }
+
+    /// Called by the IO thread when it has ended.
+    func finish(with error: AMQPError) -> [Command] {
+        let (waiters, leftovers) = shared.withLock { s -> ([CheckedContinuation<AMQPError?, Never>], [Command]) in
+            if s.closed == nil { s.closed = error }
+            s.finished = true
+            let w = s.closeWaiters
+            s.closeWaiters = []
+            let c = s.commands
+            s.commands = []
+            return (w, c)
+        }
+        let reported: AMQPError? = error.kind == .closed ? nil : error
+        for w in waiters { w.resume(returning: reported) }
+        return leftovers  // the IO thread runs them against its dead state: each fails at once
+    }
+
+    func setBlocked(_ blocked: Bool) {
+        shared.withLock { $0.blocked = blocked }
+    }
+}
+
+final class ThreadStart {
+    let io: AMQPIO
+    let started: CheckedContinuation<Void, Error>
+    init(io: AMQPIO, started: CheckedContinuation<Void, Error>) {
+        self.io = io
+        self.started = started
+    }
+}
+
+/// The thread's entry point: a plain global function, so it carries no actor
+/// isolation (a closure written in top-level code would be main-actor isolated
+/// and trap on this thread).
+private func amqpThreadEntry(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let start = Unmanaged<ThreadStart>.fromOpaque(context!).takeRetainedValue()
+    start.io.run(started: start.started)
+    return nil
+}

@@ -1,0 +1,95 @@
+import CRabbitMQ
+import Glibc
+
+extension AMQPIO {
+    /// Reads one non-delivery frame that `amqp_consume_message` left for us.
+    func handleNextFrame() {
+        var frame = amqp_frame_t()
+        var zero = timeval(tv_sec: 0, tv_usec: 0)
+        let status = amqp_simple_wait_frame_noblock(state, &frame, &zero)
+        if status == AMQP_STATUS_TIMEOUT.rawValue { return }
+        guard status == AMQP_STATUS_OK.rawValue else {
+            fail(.library(status, "reading a frame"))
+            return
+        }
+        guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return }
+        let method = frame.payload.method
+        switch method.id {
+        case Method.basicAck:
+            let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
+            confirm(upTo: ack.delivery_tag, multiple: ack.multiple != 0, nacked: false)
+        case Method.basicNack:
+            let nack = method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
+            confirm(upTo: nack.delivery_tag, multiple: nack.multiple != 0, nacked: true)
+        case Method.basicReturn:
+            let ret = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
+            let error = AMQPError(kind: .returned, replyCode: ret.reply_code,
+                                  text: "message to exchange '\(ret.exchange.swiftString)' with routing key '\(ret.routing_key.swiftString)' was returned: \(ret.reply_text.swiftString)")
+            var message = amqp_message_t()
+            let reply = amqp_read_message(state, frame.channel, &message, 0)
+            guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
+                fail(self.error(from: reply, context: "reading a returned message"))
+                return
+            }
+            let messageId = message.properties._flags & Flag.messageId != 0 ? message.properties.message_id.swiftString : nil
+            amqp_destroy_message(&message)
+            markReturned(messageId: messageId, error: error)
+        case Method.channelClose:
+            let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+            var ok = amqp_channel_close_ok_t()
+            _ = amqp_send_method(state, channel, Method.channelCloseOk, &ok)
+            fail(AMQPError(kind: .channelClosed, replyCode: close.reply_code, text: close.reply_text.swiftString))
+        case Method.connectionClose:
+            let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            var ok = amqp_connection_close_ok_t()
+            _ = amqp_send_method(state, 0, Method.connectionCloseOk, &ok)
+            fail(AMQPError(kind: .connectionClosed, replyCode: close.reply_code, text: close.reply_text.swiftString))
+        case Method.basicCancel:
+            // The broker cancelled a consumer (its queue was deleted, ...).
+            let cancel = method.decoded.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
+            let tag = cancel.consumer_tag.swiftString
+            if let consumer = consumers.removeValue(forKey: tag) {
+                consumer.finish(throwing: AMQPError(kind: .consumerCancelled, text: "the broker cancelled consumer \(tag)"))
+            }
+        case Method.connectionBlocked:
+            let blocked = method.decoded.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
+            connection.setBlocked(true)
+            options.onBlocked?(true, blocked.reason.swiftString)
+        case Method.connectionUnblocked:
+            connection.setBlocked(false)
+            options.onBlocked?(false, "")
+        default:
+            logger.debug("ignoring amqp method", metadata: ["method": "\(method.id)"])
+        }
+    }
+
+    /// Resolves publisher confirms. Sequence numbers are increasing, so
+    /// `pending` is sorted and a `multiple` confirm takes a prefix.
+    private func confirm(upTo tag: UInt64, multiple: Bool, nacked: Bool) {
+        var resolved: [PendingPublish] = []
+        if multiple {
+            let count = pending.prefix(while: { $0.seq <= tag }).count
+            resolved = Array(pending.prefix(count))
+            pending.removeFirst(count)
+        } else if let index = pending.firstIndex(where: { $0.seq == tag }) {
+            resolved = [pending.remove(at: index)]
+        }
+        for p in resolved {
+            if nacked {
+                p.continuation.resume(throwing: AMQPError(kind: .nacked, text: "the broker nacked the publish"))
+            } else if let returned = p.returned {
+                p.continuation.resume(throwing: returned)
+            } else {
+                p.continuation.resume()
+            }
+        }
+    }
+
+    /// A `basic.return` comes before the confirm of the same message. We find
+    /// the publish by its message id, else the oldest unconfirmed mandatory one.
+    private func markReturned(messageId: String?, error: AMQPError) {
+        let index = pending.firstIndex(where: { $0.mandatory && $0.returned == nil && messageId != nil && $0.messageId == messageId })
+            ?? pending.firstIndex(where: { $0.mandatory && $0.returned == nil })
+        if let index { pending[index].returned = error }
+    }
+}

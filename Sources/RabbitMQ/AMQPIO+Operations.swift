@@ -1,0 +1,107 @@
+import CRabbitMQ
+import Glibc
+
+extension AMQPIO {
+    func declareQueue(_ name: String, durable: Bool, exclusive: Bool, autoDelete: Bool, arguments: [String: Int64]) throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
+        try ensureAlive()
+        let arena = CArena()
+        let args = arena.table(arguments.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })
+        let ok = amqp_queue_declare(state, channel, arena.bytes(name), 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, args)
+        try check("queue.declare \(name)")
+        guard let ok else { throw AMQPError(kind: .library, text: "queue.declare \(name): no reply") }
+        return (ok.pointee.queue.swiftString, ok.pointee.message_count, ok.pointee.consumer_count)
+    }
+
+    func declareExchange(_ name: String, type: String, durable: Bool) throws {
+        try ensureAlive()
+        let arena = CArena()
+        amqp_exchange_declare(state, channel, arena.bytes(name), arena.bytes(type), 0, durable ? 1 : 0, 0, 0, amqp_empty_table)
+        try check("exchange.declare \(name)")
+    }
+
+    func bindQueue(_ queue: String, exchange: String, routingKey: String) throws {
+        try ensureAlive()
+        let arena = CArena()
+        amqp_queue_bind(state, channel, arena.bytes(queue), arena.bytes(exchange), arena.bytes(routingKey), amqp_empty_table)
+        try check("queue.bind \(queue)")
+    }
+
+    func deleteQueue(_ name: String) throws -> UInt32 {
+        try ensureAlive()
+        let arena = CArena()
+        let ok = amqp_queue_delete(state, channel, arena.bytes(name), 0, 0)
+        try check("queue.delete \(name)")
+        return ok?.pointee.message_count ?? 0
+    }
+
+    func qos(prefetchCount: UInt16) throws {
+        try ensureAlive()
+        amqp_basic_qos(state, channel, 0, prefetchCount, 0)
+        try check("basic.qos")
+    }
+
+    func consume(queue: String, continuation: AsyncThrowingStream<AMQPDelivery, Error>.Continuation) throws -> String {
+        do {
+            try ensureAlive()
+            let arena = CArena()
+            let ok = amqp_basic_consume(state, channel, arena.bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table)
+            try check("basic.consume \(queue)")
+            guard let ok else { throw AMQPError(kind: .library, text: "basic.consume: no reply") }
+            let tag = ok.pointee.consumer_tag.swiftString
+            consumers[tag] = continuation
+            return tag
+        } catch {
+            continuation.finish(throwing: error)
+            throw error
+        }
+    }
+
+    func cancel(consumerTag: String) throws {
+        try ensureAlive()
+        guard consumers[consumerTag] != nil else { return }
+        let arena = CArena()
+        amqp_basic_cancel(state, channel, arena.bytes(consumerTag))
+        try check("basic.cancel")
+        // Deliveries that arrived while we waited for cancel-ok were queued by
+        // the library: yield them before ending the stream.
+        while amqp_frames_enqueued(state) != 0 && failure == nil {
+            pump(budget: 1)
+        }
+        consumers.removeValue(forKey: consumerTag)?.finish()
+    }
+
+    func ack(_ tag: UInt64, multiple: Bool) {
+        guard failure == nil else { return }
+        let status = amqp_basic_ack(state, channel, tag, multiple ? 1 : 0)
+        if status != AMQP_STATUS_OK.rawValue { fail(.library(status, "basic.ack")) }
+    }
+
+    func reject(_ tag: UInt64, requeue: Bool) {
+        guard failure == nil else { return }
+        let status = amqp_basic_reject(state, channel, tag, requeue ? 1 : 0)
+        if status != AMQP_STATUS_OK.rawValue { fail(.library(status, "basic.reject")) }
+    }
+
+    func publish(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties, mandatory: Bool,
+                 continuation: CheckedContinuation<Void, Error>) {
+        if let failure {
+            continuation.resume(throwing: failure)
+            return
+        }
+        let arena = CArena()
+        var props = arena.properties(properties)
+        let status = body.withUnsafeBytes { raw in
+            amqp_basic_publish(state, channel, arena.bytes(exchange), arena.bytes(routingKey),
+                               mandatory ? 1 : 0, 0, &props,
+                               amqp_bytes_t(len: raw.count, bytes: UnsafeMutableRawPointer(mutating: raw.baseAddress)))
+        }
+        guard status == AMQP_STATUS_OK.rawValue else {
+            let e = AMQPError.library(status, "basic.publish")
+            fail(e)
+            continuation.resume(throwing: e)
+            return
+        }
+        pending.append(PendingPublish(seq: nextPublishSeq, continuation: continuation, messageId: properties.messageId, mandatory: mandatory))
+        nextPublishSeq += 1
+    }
+}

@@ -1,0 +1,210 @@
+import CRabbitMQ
+import Glibc
+import Logging
+
+/// The state that only the connection thread touches: the librabbitmq
+/// connection, pending publisher confirms and the consumers' streams.
+final class AMQPIO {
+    let connection: AMQPConnection
+    let options: AMQPConnection.Options
+    let channel: amqp_channel_t = 1
+    var state: amqp_connection_state_t?
+    /// Set once the connection has failed or was closed; every later operation fails with it.
+    var failure: AMQPError?
+    var closeRequested = false
+
+    struct PendingPublish {
+        let seq: UInt64
+        let continuation: CheckedContinuation<Void, Error>
+        let messageId: String?
+        let mandatory: Bool
+        var returned: AMQPError?
+    }
+    var nextPublishSeq: UInt64 = 1
+    var pending: [PendingPublish] = []
+    var consumers: [String: AsyncThrowingStream<AMQPDelivery, Error>.Continuation] = [:]
+
+    init(connection: AMQPConnection, options: AMQPConnection.Options) {
+        self.connection = connection
+        self.options = options
+    }
+
+    var logger: Logger { connection.logger }
+
+    // MARK: - Thread main loop
+
+    func run(started: CheckedContinuation<Void, Error>) {
+        do {
+            try open()
+            started.resume()
+        } catch {
+            let e = error as? AMQPError ?? AMQPError(kind: .connect, text: "\(error)")
+            failure = e
+            destroy()
+            for leftover in connection.finish(with: e) { leftover(self) }
+            started.resume(throwing: e)
+            return
+        }
+        let sockfd = amqp_get_sockfd(state)
+        let heartbeat = amqp_get_heartbeat(state)
+        let pollTimeout: Int32 = heartbeat > 0 ? max(250, heartbeat * 1000 / 4) : 5000
+        var fds = [pollfd(fd: sockfd, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: connection.wakeFD, events: Int16(POLLIN), revents: 0)]
+        while failure == nil && !closeRequested {
+            let commands = connection.shared.withLock { s -> [AMQPConnection.Command] in
+                let c = s.commands
+                s.commands.removeAll(keepingCapacity: true)
+                return c
+            }
+            for command in commands {
+                command(self)
+            }
+            if failure != nil || closeRequested { break }
+            if amqp_frames_enqueued(state) == 0 && amqp_data_in_buffer(state) == 0 {
+                fds[0].revents = 0
+                fds[1].revents = 0
+                let n = poll(&fds, 2, pollTimeout)
+                if n < 0 && errno != EINTR {
+                    fail(AMQPError(kind: .library, text: "poll failed: errno \(errno)"))
+                    break
+                }
+                if fds[1].revents != 0 {
+                    var counter: UInt64 = 0
+                    _ = withUnsafeMutableBytes(of: &counter) { read(connection.wakeFD, $0.baseAddress, 8) }
+                }
+            }
+            // Always call into the library, even after a poll timeout: that is
+            // where it sends heartbeats and notices a silent broker.
+            pump(budget: 512)
+        }
+        if closeRequested && failure == nil {
+            closeGracefully()
+        }
+        let final = failure ?? AMQPError(kind: .closed, text: "connection closed")
+        failure = final
+        failAll(final)
+        destroy()
+        for leftover in connection.finish(with: final) { leftover(self) }
+    }
+
+    /// Reads whatever the broker has sent, without blocking, up to `budget` frames.
+    func pump(budget: Int) {
+        var remaining = budget
+        while remaining > 0 && failure == nil {
+            remaining -= 1
+            if amqp_frames_enqueued(state) == 0 && amqp_data_in_buffer(state) == 0 {
+                // Safe only when no frame is queued: queued frames live in the pools.
+                amqp_maybe_release_buffers(state)
+            }
+            var envelope = amqp_envelope_t()
+            var zero = timeval(tv_sec: 0, tv_usec: 0)
+            let reply = amqp_consume_message(state, &envelope, &zero, 0)
+            switch reply.reply_type {
+            case AMQP_RESPONSE_NORMAL:
+                deliver(envelope)
+                amqp_destroy_envelope(&envelope)
+            case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
+                return
+            case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue:
+                // Not a delivery: a confirm, a return, a close, a cancel...
+                handleNextFrame()
+            default:
+                fail(error(from: reply, context: "reading from the broker"))
+            }
+        }
+    }
+
+    private func deliver(_ envelope: amqp_envelope_t) {
+        let tag = envelope.consumer_tag.swiftString
+        // Copy everything out before the envelope is destroyed.
+        let delivery = AMQPDelivery(
+            body: envelope.message.body.swiftBytes,
+            properties: AMQPProperties(envelope.message.properties),
+            deliveryTag: envelope.delivery_tag,
+            redelivered: envelope.redelivered != 0,
+            exchange: envelope.exchange.swiftString,
+            routingKey: envelope.routing_key.swiftString,
+            consumerTag: tag,
+            channelIncarnation: connection.incarnation
+        )
+        if let consumer = consumers[tag] {
+            consumer.yield(delivery)
+        } else {
+            // A delivery for a consumer we already gave up: hand it back.
+            reject(delivery.deliveryTag, requeue: true)
+        }
+    }
+
+    // MARK: - Failure handling
+
+    func fail(_ error: AMQPError) {
+        guard failure == nil else { return }
+        failure = error
+        logger.debug("amqp connection failed", metadata: ["error": "\(error)"])
+    }
+
+    private func failAll(_ error: AMQPError) {
+        let waiting = pending
+        pending = []
+        for p in waiting { p.continuation.resume(throwing: error) }
+        let streams = consumers
+        consumers = [:]
+        for (_, c) in streams {
+            if error.kind == .closed { c.finish() } else { c.finish(throwing: error) }
+        }
+    }
+
+    private func destroy() {
+        guard let s = state else { return }
+        amqp_destroy_connection(s)
+        state = nil
+    }
+
+    func requestClose() {
+        closeRequested = true
+    }
+
+    private func closeGracefully() {
+        // Bounded by the rpc timeout set at connect.
+        _ = amqp_channel_close(state, channel, AMQP_REPLY_SUCCESS)
+        _ = amqp_connection_close(state, AMQP_REPLY_SUCCESS)
+    }
+
+    /// Turns a non-normal RPC reply into an error; answers a broker's close
+    /// with close-ok so the broker frees its side.
+    func error(from reply: amqp_rpc_reply_t, context: String) -> AMQPError {
+        switch reply.reply_type {
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            return .library(reply.library_error, context)
+        case AMQP_RESPONSE_SERVER_EXCEPTION:
+            if reply.reply.id == Method.channelClose, let decoded = reply.reply.decoded {
+                let close = decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+                var ok = amqp_channel_close_ok_t()
+                _ = amqp_send_method(state, channel, Method.channelCloseOk, &ok)
+                return AMQPError(kind: .channelClosed, replyCode: close.reply_code, text: "\(context): \(close.reply_text.swiftString)")
+            }
+            if reply.reply.id == Method.connectionClose, let decoded = reply.reply.decoded {
+                let close = decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+                var ok = amqp_connection_close_ok_t()
+                _ = amqp_send_method(state, 0, Method.connectionCloseOk, &ok)
+                return AMQPError(kind: .connectionClosed, replyCode: close.reply_code, text: "\(context): \(close.reply_text.swiftString)")
+            }
+            return AMQPError(kind: .library, text: "\(context): unexpected server method \(reply.reply.id)")
+        default:
+            return AMQPError(kind: .library, text: "\(context): no reply")
+        }
+    }
+
+    /// Checks the reply of the last synchronous RPC; a failure ends the connection.
+    func check(_ context: String) throws {
+        let reply = amqp_get_rpc_reply(state)
+        if reply.reply_type == AMQP_RESPONSE_NORMAL { return }
+        let e = error(from: reply, context: context)
+        fail(e)
+        throw e
+    }
+
+    func ensureAlive() throws {
+        if let failure { throw failure }
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+@testable import RabbitMQ
+
+/// The AMQP client against a real RabbitMQ (started by scripts/test.sh).
+@Suite struct AMQPConnectionTests {
+    @Test func publishConfirmedConsumeAndAck() async throws {
+        let conn = try await TestBroker.connect()
+        let queue = try await conn.declareQueue(TestBroker.uniqueName("t.roundtrip"), durable: false, autoDelete: false).name
+        try await conn.qos(prefetchCount: 10)
+        for i in 0..<20 {
+            try await conn.publish(exchange: "", routingKey: queue, body: Array("m\(i)".utf8),
+                                   properties: AMQPProperties(messageId: "id-\(i)", correlationId: "c-\(i)", replyTo: "r", persistent: true, headers: ["traceparent": "00-abc", "n": "1"]),
+                                   mandatory: true)
+        }
+        let consumer = try await conn.consume(queue: queue)
+        var seen: [String] = []
+        for try await d in consumer.deliveries {
+            seen.append(String(decoding: d.body, as: UTF8.self))
+            #expect(d.properties.messageId == "id-\(seen.count - 1)")
+            #expect(d.properties.correlationId == "c-\(seen.count - 1)")
+            #expect(d.properties.replyTo == "r")
+            #expect(d.properties.persistent)
+            #expect(d.properties.headers["traceparent"] == "00-abc")
+            #expect(d.channelIncarnation == conn.incarnation)
+            try conn.ack(deliveryTag: d.deliveryTag)
+            if seen.count == 20 { break }
+        }
+        #expect(seen == (0..<20).map { "m\($0)" })
+        try await conn.cancel(consumerTag: consumer.tag)
+        let left = try await conn.deleteQueue(queue)
+        #expect(left == 0)
+        await conn.close()
+        #expect(!conn.isOpen)
+    }
+
+    @Test func manyConcurrentPublishesAreAllConfirmed() async throws {
+        let conn = try await TestBroker.connect()
+        let queue = try await conn.declareQueue(TestBroker.uniqueName("t.confirms"), durable: false, autoDelete: true).name
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<500 {
+                group.addTask {
+                    try await conn.publish(exchange: "", routingKey: queue, body: Array("x\(i)".utf8), properties: AMQPProperties(messageId: "\(i)"))
+                }
+            }
+            try await group.waitForAll()
+        }
+        let declared = try await conn.declareQueue(queue, durable: false, autoDelete: true)
+        #expect(declared.messageCount == 500)
+        await conn.close()
+    }
+
+    @Test func unroutableMandatoryPublishThrowsReturned() async throws {
+        let conn = try await TestBroker.connect()
+        let exchange = TestBroker.uniqueName("t.noroute")
+        try await conn.declareExchange(exchange, type: "topic", durable: false)
+        await #expect(throws: AMQPError.self) {
+            try await conn.publish(exchange: exchange, routingKey: "nobody", body: [1], properties: AMQPProperties(messageId: "lost"), mandatory: true)
+        }
+        do {
+            try await conn.publish(exchange: exchange, routingKey: "nobody", body: [1], properties: AMQPProperties(messageId: "lost2"), mandatory: true)
+        } catch let error as AMQPError {
+            #expect(error.kind == .returned)
+            #expect(error.replyCode == 312)
+        }
+        // Not mandatory: confirmed even though no queue got it.
+        try await conn.publish(exchange: exchange, routingKey: "nobody", body: [1])
+        #expect(conn.isOpen)
+        await conn.close()
+    }
+
+    @Test func consumingAMissingQueueIsATypedChannelError() async throws {
+        let conn = try await TestBroker.connect()
+        do {
+            _ = try await conn.consume(queue: TestBroker.uniqueName("t.missing"))
+            Issue.record("consume on a missing queue succeeded")
+        } catch let error as AMQPError {
+            #expect(error.kind == .channelClosed)
+            #expect(error.replyCode == 404)
+            #expect(error.text.contains("NOT_FOUND"))
+        }
+        #expect(await conn.closed() != nil)
+        #expect(!conn.isOpen)
+    }
+
+    @Test func publishToMissingExchangeFailsWithBrokerCode() async throws {
+        let conn = try await TestBroker.connect()
+        do {
+            try await conn.publish(exchange: TestBroker.uniqueName("t.nope"), routingKey: "x", body: [1])
+            Issue.record("publish to a missing exchange was confirmed")
+        } catch let error as AMQPError {
+            #expect(error.kind == .channelClosed)
+            #expect(error.replyCode == 404)
+        }
+    }
+
+    @Test func wrongPasswordIsAConnectError() async throws {
+        var url = try TestBroker.url
+        url.password = "definitely-wrong"
+        do {
+            _ = try await AMQPConnection.connect(to: url)
+            Issue.record("login with a wrong password succeeded")
+        } catch let error as AMQPError {
+            #expect(error.kind == .connect || error.kind == .connectionClosed)
+            #expect(error.replyCode == 403 || error.text.contains("ACCESS_REFUSED") || error.text.contains("password"))
+        }
+    }
+
+    @Test func unreachableBrokerIsAConnectError() async throws {
+        var url = try TestBroker.url
+        url.port = 1  // nothing listens there
+        await #expect(throws: AMQPError.self) { _ = try await AMQPConnection.connect(to: url) }
+    }
+
+    @Test func deletingTheQueueCancelsTheConsumerWithATypedError() async throws {
+        let conn = try await TestBroker.connect()
+        let admin = try await TestBroker.connect()
+        let queue = try await conn.declareQueue(TestBroker.uniqueName("t.cancel"), durable: false).name
+        let consumer = try await conn.consume(queue: queue)
+        try await admin.deleteQueue(queue)
+        do {
+            for try await _ in consumer.deliveries {}
+            Issue.record("stream ended without error")
+        } catch let error as AMQPError {
+            #expect(error.kind == .consumerCancelled)
+        }
+        #expect(conn.isOpen)  // the connection survives a cancelled consumer
+        await conn.close()
+        await admin.close()
+    }
+
+    @Test func unackedMessagesReturnToTheQueueWhenTheConnectionCloses() async throws {
+        let conn = try await TestBroker.connect()
+        let queue = try await conn.declareQueue(TestBroker.uniqueName("t.requeue"), durable: false).name
+        for i in 0..<5 { try await conn.publish(exchange: "", routingKey: queue, body: [UInt8(i)]) }
+        let consumer = try await conn.consume(queue: queue)
+        var got = 0
+        for try await d in consumer.deliveries {
+            got += 1
+            if got <= 2 { try conn.ack(deliveryTag: d.deliveryTag) }
+            if got == 5 { break }
+        }
+        await conn.close()
+        let check = try await TestBroker.connect()
+        let declared = try await check.declareQueue(queue, durable: false)
+        #expect(declared.messageCount == 3)
+        // An ack for a closed connection is refused, never sent elsewhere.
+        #expect(throws: AMQPError.self) { try conn.ack(deliveryTag: 3) }
+        try await check.deleteQueue(queue)
+        await check.close()
+    }
+}
