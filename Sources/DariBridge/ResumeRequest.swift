@@ -111,3 +111,31 @@ public enum ResumeRequestDecoder {
         return try? JSONScanner.decodeString(body, literal: member.valueRange)
     }
 }
+
+extension ResumeRequest {
+    /// An input message body, as publishers send it (used by `dari-bridge publish`
+    /// and the benchmark). `variablesJSON` must be a JSON object; it is spliced unchanged.
+    public static func messageBody(resumeURL: String, variablesJSON: [UInt8]) -> [UInt8] {
+        var w = JSONWriter(capacity: 64 + resumeURL.utf8.count + variablesJSON.count)
+        w.raw("{\"resume_workflow_url\":")
+        w.string(resumeURL)
+        w.raw(",\"variables\":")
+        w.raw(variablesJSON)
+        w.raw("}")
+        return w.bytes
+    }
+
+    /// A JSON object of string variables, in the order given.
+    public static func stringVariablesJSON(_ pairs: [(String, String)]) -> [UInt8] {
+        var w = JSONWriter(capacity: 64)
+        w.raw("{")
+        for (n, (k, v)) in pairs.enumerated() {
+            if n > 0 { w.raw(",") }
+            w.string(k)
+            w.raw(":")
+            w.string(v)
+        }
+        w.raw("}")
+        return w.bytes
+    }
+}

@@ -1,0 +1,27 @@
+import Synchronization
+
+/// Counters the pipeline keeps; the executable renders them for /metrics.
+public final class PipelineMetrics: Sendable {
+    public let received = Atomic<Int>(0)
+    public let succeeded = Atomic<Int>(0)
+    public let invalidMessage = Atomic<Int>(0)
+    public let urlNotAllowed = Atomic<Int>(0)
+    public let dariError = Atomic<Int>(0)
+    public let retriesExhausted = Atomic<Int>(0)
+    public let httpAttempts = Atomic<Int>(0)
+    public let republishedFromMemory = Atomic<Int>(0)
+    public let publishRetries = Atomic<Int>(0)
+    public let inFlight = Atomic<Int>(0)
+
+    public init() {}
+
+    func count(_ outcome: Outcome) {
+        switch outcome.error {
+        case nil: succeeded.add(1, ordering: .relaxed)
+        case .invalidMessage: invalidMessage.add(1, ordering: .relaxed)
+        case .urlNotAllowed: urlNotAllowed.add(1, ordering: .relaxed)
+        case .dariError: dariError.add(1, ordering: .relaxed)
+        case .retriesExhausted: retriesExhausted.add(1, ordering: .relaxed)
+        }
+    }
+}

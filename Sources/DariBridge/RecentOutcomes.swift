@@ -1,0 +1,69 @@
+import Foundation
+import Synchronization
+
+/// Outcomes this process computed recently, by message identity, so that a
+/// redelivery (after a connection loss between the outcome and the ack, or an
+/// outcome publish that failed) republishes the known outcome instead of
+/// POSTing to Dari again. Bounded in size and age; in memory only, so a crash
+/// of this process, or another replica getting the redelivery, can still lead
+/// to a second POST.
+public final class RecentOutcomes: Sendable {
+    public let capacity: Int
+    public let ttl: Duration
+
+    private struct Entry {
+        var outcome: Outcome
+        var storedAt: ContinuousClock.Instant
+    }
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var order: [String] = []  // insertion order, oldest first (a ring would be leaner; this is bounded)
+        var head = 0
+    }
+    private let state = Mutex(State())
+
+    public init(capacity: Int = 10_000, ttl: Duration = .seconds(600)) {
+        self.capacity = capacity
+        self.ttl = ttl
+    }
+
+    /// `message_id` when the publisher set one, else a hash of URL and variables.
+    public static func identity(messageId: String?, request: ResumeRequest) -> String {
+        if let messageId, !messageId.isEmpty { return "id:" + messageId }
+        var h1: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64, two different seeds
+        var h2: UInt64 = 0x8422_2325_cbf2_9ce4
+        for b in request.resumeURL.utf8 { h1 = (h1 ^ UInt64(b)) &* 0x100_0000_01b3; h2 = (h2 ^ UInt64(b)) &* 0x100_0000_01b3 &+ 1 }
+        h1 = (h1 ^ 0xff) &* 0x100_0000_01b3
+        for b in request.variablesJSON { h1 = (h1 ^ UInt64(b)) &* 0x100_0000_01b3; h2 = (h2 ^ UInt64(b)) &* 0x100_0000_01b3 &+ 1 }
+        return "h:\(String(h1, radix: 16))\(String(h2, radix: 16)):\(request.variablesJSON.count)"
+    }
+
+    public func remember(_ outcome: Outcome, for key: String, now: ContinuousClock.Instant = .now) {
+        state.withLock { s in
+            if s.entries.updateValue(Entry(outcome: outcome, storedAt: now), forKey: key) == nil {
+                s.order.append(key)
+            }
+            while s.entries.count > capacity, s.head < s.order.count {
+                s.entries.removeValue(forKey: s.order[s.head])
+                s.head += 1
+            }
+            if s.head > 1024 && s.head * 2 > s.order.count {
+                s.order.removeFirst(s.head)
+                s.head = 0
+            }
+        }
+    }
+
+    public func lookup(_ key: String, now: ContinuousClock.Instant = .now) -> Outcome? {
+        state.withLock { s in
+            guard let e = s.entries[key] else { return nil }
+            if now - e.storedAt > ttl {
+                s.entries.removeValue(forKey: key)
+                return nil
+            }
+            return e.outcome
+        }
+    }
+
+    public var count: Int { state.withLock { $0.entries.count } }
+}

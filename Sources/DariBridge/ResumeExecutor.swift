@@ -1,0 +1,74 @@
+import Foundation
+
+/// Sends one resume request to Dari with retries: the classification and
+/// backoff of the contract, `Retry-After` first. Time and randomness are
+/// injected so tests never sleep through a backoff.
+public struct ResumeExecutor: Sendable {
+    public struct Result: Sendable, Equatable {
+        public enum Kind: Sendable, Equatable {
+            case succeeded
+            case dariError       // a final non-2xx status
+            case retriesExhausted
+        }
+        public var kind: Kind
+        public var attempts: Int
+        public var httpStatus: Int?
+        public var responseJSON: [UInt8]?
+        public var detail: String?
+    }
+
+    public var transport: any DariTransport
+    public var policy: RetryPolicy
+    public var requestTimeout: Duration
+    public var sleep: @Sendable (Duration) async throws -> Void
+    public var randomUnit: @Sendable () -> Double
+    public var now: @Sendable () -> Date
+
+    public init(transport: any DariTransport, policy: RetryPolicy, requestTimeout: Duration,
+                sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+                randomUnit: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.transport = transport
+        self.policy = policy
+        self.requestTimeout = requestTimeout
+        self.sleep = sleep
+        self.randomUnit = randomUnit
+        self.now = now
+    }
+
+    /// Throws only `CancellationError` (shutdown past the drain deadline).
+    public func execute(_ request: ResumeRequest, traceparent: String?) async throws -> Result {
+        let body = request.httpBody()
+        var attempt = 0
+        while true {
+            attempt += 1
+            var retryAfter: Duration? = nil
+            var lastStatus: Int? = nil
+            var reason: String
+            do {
+                let response = try await transport.post(url: request.resumeURL, body: body, traceparent: traceparent, timeout: requestTimeout)
+                lastStatus = response.status
+                if (200..<300).contains(response.status) {
+                    let json = JSONScanner.isValid(response.body) && !response.body.isEmpty ? response.body : nil
+                    return Result(kind: .succeeded, attempts: attempt, httpStatus: response.status, responseJSON: json, detail: nil)
+                }
+                let detail = DariErrorBody.detail(fromBody: response.body, status: response.status)
+                guard RetryPolicy.isRetryable(status: response.status) else {
+                    return Result(kind: .dariError, attempts: attempt, httpStatus: response.status, responseJSON: nil, detail: detail)
+                }
+                reason = detail
+                retryAfter = response.retryAfter.flatMap { RetryAfter.parse($0, now: now()) }
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                reason = (error as? DariTransportError)?.reason ?? "\(error)"
+            }
+            guard policy.mayRetry(afterAttempt: attempt) else {
+                return Result(kind: .retriesExhausted, attempts: attempt, httpStatus: lastStatus, responseJSON: nil,
+                              detail: "gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(reason)")
+            }
+            try Task.checkCancellation()
+            try await sleep(policy.delay(afterAttempt: attempt, retryAfter: retryAfter, randomUnit: randomUnit))
+        }
+    }
+}

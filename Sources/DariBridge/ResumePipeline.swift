@@ -1,0 +1,165 @@
+import Foundation
+import Logging
+
+/// Settings of the per-message path.
+public struct PipelineSettings: Sendable {
+    public var resultsExchange: String
+    public var maxMessageBytes: Int
+    public var urlPolicy: URLPolicy
+
+    public init(resultsExchange: String, maxMessageBytes: Int, urlPolicy: URLPolicy) {
+        self.resultsExchange = resultsExchange
+        self.maxMessageBytes = maxMessageBytes
+        self.urlPolicy = urlPolicy
+    }
+}
+
+/// One message, one pipeline: decode, URL policy, POST with retries, publish
+/// the outcome (confirmed), then ack. Messages run concurrently; nothing is
+/// shared between them but the broker and the recent-outcomes memory.
+public final class ResumePipeline: Sendable {
+    public let settings: PipelineSettings
+    public let executor: ResumeExecutor
+    public let broker: any MessageBroker
+    public let recent: RecentOutcomes
+    public let metrics: PipelineMetrics
+    let logger: Logger
+
+    public init(settings: PipelineSettings, executor: ResumeExecutor, broker: any MessageBroker,
+                recent: RecentOutcomes = RecentOutcomes(), metrics: PipelineMetrics = PipelineMetrics(), logger: Logger) {
+        self.settings = settings
+        self.executor = executor
+        self.broker = broker
+        self.recent = recent
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Handles deliveries concurrently until the sequence ends, then waits for
+    /// those in flight. Cancel the calling task to abandon what is in flight
+    /// (those messages stay unacked and go back to the queue). Deliveries that
+    /// arrive once `isStopping()` is true are not started (left for redelivery).
+    public func process<S: AsyncSequence & Sendable>(_ deliveries: S, isStopping: @escaping @Sendable () -> Bool) async where S.Element == InboundMessage {
+        await withDiscardingTaskGroup { group in
+            do {
+                for try await message in deliveries {
+                    if isStopping() { continue }
+                    group.addTask { await self.handle(message) }
+                }
+            } catch {
+                logger.warning("delivery stream ended with an error", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// The whole path for one message. Returns after the ack, or without an
+    /// ack when cancelled (shutdown past the drain deadline).
+    public func handle(_ message: InboundMessage) async {
+        let receivedAt = executor.now()
+        metrics.received.add(1, ordering: .relaxed)
+        metrics.inFlight.add(1, ordering: .relaxed)
+        defer { metrics.inFlight.subtract(1, ordering: .relaxed) }
+        var log = logger
+        if let id = message.messageId { log[metadataKey: "message_id"] = "\(id)" }
+
+        let outcome: Outcome
+        switch ResumeRequestDecoder.decode(message.body, maxBytes: settings.maxMessageBytes) {
+        case .failure(let invalid):
+            log.debug("invalid message", metadata: ["detail": "\(invalid.detail)", "bytes": "\(message.body.count)"])
+            outcome = failed(message, receivedAt, url: invalid.resumeURL, error: .invalidMessage, detail: invalid.detail)
+        case .success(let request):
+            let key = RecentOutcomes.identity(messageId: message.messageId, request: request)
+            if message.redelivered, let known = recent.lookup(key) {
+                log.debug("redelivered message with a known outcome: republishing it, no POST")
+                metrics.republishedFromMemory.add(1, ordering: .relaxed)
+                outcome = known
+            } else if let reason = settings.urlPolicy.rejection(for: request.resumeURL) {
+                log.debug("resume URL not allowed", metadata: ["reason": "\(reason)"])
+                outcome = failed(message, receivedAt, url: request.resumeURL, error: .urlNotAllowed, detail: reason)
+            } else {
+                log.debug("resuming", metadata: ["variables": "\(request.variableKeys.count) keys, \(request.variablesJSON.count) bytes"])
+                let result: ResumeExecutor.Result
+                do {
+                    result = try await executor.execute(request, traceparent: Self.traceparent(message.headers))
+                } catch {
+                    log.debug("abandoned before an answer; the message stays on the queue")
+                    return
+                }
+                metrics.httpAttempts.add(result.attempts, ordering: .relaxed)
+                outcome = Outcome(
+                    status: result.kind == .succeeded ? .succeeded : .failed,
+                    resumeURL: request.resumeURL, messageId: message.messageId, correlationId: message.correlationId,
+                    attempts: result.attempts, httpStatus: result.httpStatus, responseJSON: result.responseJSON,
+                    error: result.kind == .succeeded ? nil : (result.kind == .dariError ? .dariError : .retriesExhausted),
+                    detail: result.detail, receivedAt: receivedAt, completedAt: executor.now())
+                recent.remember(outcome, for: key)
+            }
+        }
+        guard await publish(outcome, for: message, log: log) else {
+            log.debug("abandoned before the outcome was confirmed; the message stays on the queue")
+            return
+        }
+        metrics.count(outcome)
+        log.debug("done", metadata: ["status": "\(outcome.status.rawValue)", "attempts": "\(outcome.attempts)"])
+        await broker.ack(message.token)
+    }
+
+    private func failed(_ message: InboundMessage, _ receivedAt: Date, url: String?, error: Outcome.ErrorKind, detail: String) -> Outcome {
+        Outcome(status: .failed, resumeURL: url, messageId: message.messageId, correlationId: message.correlationId,
+                attempts: 0, httpStatus: nil, responseJSON: nil, error: error, detail: detail,
+                receivedAt: receivedAt, completedAt: executor.now())
+    }
+
+    /// Publishes to the results exchange (and to reply_to), retrying until the
+    /// broker confirms. Returns false only when cancelled first.
+    private func publish(_ outcome: Outcome, for message: InboundMessage, log: Logger) async -> Bool {
+        let body = outcome.encode()
+        let main = OutgoingMessage(exchange: settings.resultsExchange, routingKey: outcome.routingKey, body: body,
+                                   messageId: UUID().uuidString, correlationId: message.correlationId)
+        guard let replyTo = message.replyTo, !replyTo.isEmpty else {
+            return await publishReliably(main, log: log)
+        }
+        // The reply copy is mandatory: a missing reply queue is reported, not retried.
+        let reply = OutgoingMessage(exchange: "", routingKey: replyTo, body: body, messageId: UUID().uuidString,
+                                    correlationId: message.correlationId, mandatory: true)
+        async let mainDone = publishReliably(main, log: log)
+        let replyDone = await publishReliably(reply, log: log)
+        return await mainDone && replyDone
+    }
+
+    private func publishReliably(_ message: OutgoingMessage, log: Logger) async -> Bool {
+        var delay = Duration.milliseconds(100)
+        while true {
+            do throws(PublishFailure) {
+                try await broker.publish(message)
+                return true
+            } catch {
+                switch error {
+                case .unroutable(let reason):
+                    log.warning("outcome copy to reply_to could not be routed", metadata: ["reply_to": "\(message.routingKey)", "reason": "\(reason)"])
+                    return true
+                case .transient(let reason):
+                    metrics.publishRetries.add(1, ordering: .relaxed)
+                    log.debug("outcome publish failed; retrying", metadata: ["reason": "\(reason)"])
+                }
+            }
+            do {
+                try await Task.sleep(for: delay)
+            } catch {
+                return false
+            }
+            delay = min(delay * 2, .seconds(5))
+        }
+    }
+
+    /// A W3C traceparent, passed on only when well-formed (no header injection).
+    static func traceparent(_ headers: [String: String]) -> String? {
+        guard let value = headers["traceparent"] else { return nil }
+        let bytes = Array(value.utf8)
+        guard bytes.count == 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else { return nil }
+        for (i, b) in bytes.enumerated() where i != 2 && i != 35 && i != 52 {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b) else { return nil }
+        }
+        return value.hasPrefix("ff") ? nil : value
+    }
+}

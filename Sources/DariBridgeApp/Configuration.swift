@@ -1,0 +1,185 @@
+import DariBridge
+import Logging
+import RabbitMQ
+
+/// Every setting of the worker, with the contract's defaults. Built from the
+/// environment and `--flags` (a flag wins) by `Configuration.load`, or
+/// directly by tests.
+public struct Configuration: Sendable {
+    public var amqpURL = AMQPURL.default
+    public var queue = "dari.resume.requests"
+    public var resultsExchange = "dari.resume.results"
+    public var allowedHosts = ["api.usedari.com"]
+    public var allowedPathPrefixes = ["/public/send-user-signal/", "/send-user-signal/"]
+    public var allowInsecureHTTP = false
+    public var concurrency = 64
+    public var maxAttempts = 6
+    public var initialBackoffMs = 500
+    public var maxBackoffMs = 30_000
+    public var maxRetryAfterMs = 60_000
+    public var requestTimeoutMs = 30_000
+    public var httpPort = 9464
+    public var httpHost = "0.0.0.0"
+    public var drainTimeoutMs = 25_000
+    public var maxMessageBytes = 1_048_576
+    public var heartbeatSeconds = 10
+    public var reconnectInitialMs = 500
+    public var reconnectMaxMs = 30_000
+    public var logLevel = Logger.Level.info
+
+    public init() {}
+
+    public var urlPolicy: URLPolicy {
+        URLPolicy(allowedHosts: allowedHosts, allowedPathPrefixes: allowedPathPrefixes, allowInsecureHTTP: allowInsecureHTTP)
+    }
+
+    public var retryPolicy: RetryPolicy {
+        RetryPolicy(maxAttempts: maxAttempts, initialBackoff: .milliseconds(initialBackoffMs),
+                    maxBackoff: .milliseconds(maxBackoffMs), maxRetryAfter: .milliseconds(maxRetryAfterMs))
+    }
+}
+
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// One setting: its environment name, its flag, its help and how to apply a value.
+struct Setting: Sendable {
+    let env: String
+    let flag: String
+    let help: String
+    let defaultText: String
+    let apply: @Sendable (inout Configuration, String) throws(ConfigurationError) -> Void
+}
+
+extension Configuration {
+    static let settings: [Setting] = [
+        Setting(env: "AMQP_URL", flag: "--amqp-url", help: "broker URL; amqps:// = TLS", defaultText: "amqp://guest:guest@127.0.0.1:5672/%2F") { c, v throws(ConfigurationError) in
+            do { c.amqpURL = try AMQPURL(parsing: v) } catch { throw bad("AMQP_URL", "--amqp-url", "\(error)") }
+        },
+        string("DARI_BRIDGE_QUEUE", "--queue", "input queue, declared durable", \.queue),
+        string("DARI_BRIDGE_RESULTS_EXCHANGE", "--results-exchange", "topic exchange for outcomes, declared durable", \.resultsExchange),
+        list("DARI_BRIDGE_ALLOWED_HOSTS", "--allowed-hosts", "comma list of host or host:port a resume URL may target", \.allowedHosts),
+        list("DARI_BRIDGE_ALLOWED_PATH_PREFIXES", "--allowed-path-prefixes", "comma list of path prefixes a resume URL may have", \.allowedPathPrefixes),
+        bool("DARI_BRIDGE_ALLOW_INSECURE_HTTP", "--allow-insecure-http", "allow http:// (only to allowed hosts)", \.allowInsecureHTTP),
+        int("DARI_BRIDGE_CONCURRENCY", "--concurrency", "deliveries in flight (= basic.qos prefetch)", 1...65535, \.concurrency),
+        int("DARI_BRIDGE_MAX_ATTEMPTS", "--max-attempts", "HTTP attempts per message, first included", 1...100, \.maxAttempts),
+        int("DARI_BRIDGE_INITIAL_BACKOFF_MS", "--initial-backoff-ms", "first retry delay (exponential, full jitter)", 1...3_600_000, \.initialBackoffMs),
+        int("DARI_BRIDGE_MAX_BACKOFF_MS", "--max-backoff-ms", "cap of one retry delay", 1...3_600_000, \.maxBackoffMs),
+        int("DARI_BRIDGE_MAX_RETRY_AFTER_MS", "--max-retry-after-ms", "cap of a server's Retry-After", 0...3_600_000, \.maxRetryAfterMs),
+        int("DARI_BRIDGE_REQUEST_TIMEOUT_MS", "--request-timeout-ms", "timeout of one HTTP attempt", 1...3_600_000, \.requestTimeoutMs),
+        int("DARI_BRIDGE_HTTP_PORT", "--http-port", "port of /metrics, /healthz, /readyz; 0 = off", 0...65535, \.httpPort),
+        string("DARI_BRIDGE_HTTP_HOST", "--http-host", "address the /metrics server listens on", \.httpHost),
+        int("DARI_BRIDGE_DRAIN_TIMEOUT_MS", "--drain-timeout-ms", "on SIGTERM, how long in-flight messages may finish", 0...3_600_000, \.drainTimeoutMs),
+        int("DARI_BRIDGE_MAX_MESSAGE_BYTES", "--max-message-bytes", "larger input messages get invalid_message", 64...134_217_728, \.maxMessageBytes),
+        int("DARI_BRIDGE_HEARTBEAT_S", "--heartbeat-s", "AMQP heartbeat in seconds; 0 = off", 0...600, \.heartbeatSeconds),
+        int("DARI_BRIDGE_RECONNECT_INITIAL_MS", "--reconnect-initial-ms", "first delay before reconnecting to the broker", 1...3_600_000, \.reconnectInitialMs),
+        int("DARI_BRIDGE_RECONNECT_MAX_MS", "--reconnect-max-ms", "cap of the reconnect delay", 1...3_600_000, \.reconnectMaxMs),
+        Setting(env: "DARI_BRIDGE_LOG_LEVEL", flag: "--log-level", help: "trace, debug, info, notice, warning, error, critical", defaultText: "info") { c, v throws(ConfigurationError) in
+            guard let level = Logger.Level(rawValue: v.lowercased()) else {
+                throw bad("DARI_BRIDGE_LOG_LEVEL", "--log-level", "'\(v)' is not one of trace, debug, info, notice, warning, error, critical")
+            }
+            c.logLevel = level
+        },
+    ]
+
+    static func bad(_ env: String, _ flag: String, _ reason: String) -> ConfigurationError {
+        ConfigurationError(message: "invalid \(env) (\(flag)): \(reason)")
+    }
+
+    static func string(_ env: String, _ flag: String, _ help: String, _ key: WritableKeyPath<Configuration, String> & Sendable) -> Setting {
+        Setting(env: env, flag: flag, help: help, defaultText: Configuration()[keyPath: key]) { c, v throws(ConfigurationError) in
+            let trimmed = v.trimmingSpaces
+            guard !trimmed.isEmpty else { throw bad(env, flag, "must not be empty") }
+            c[keyPath: key] = trimmed
+        }
+    }
+
+    static func list(_ env: String, _ flag: String, _ help: String, _ key: WritableKeyPath<Configuration, [String]> & Sendable) -> Setting {
+        Setting(env: env, flag: flag, help: help, defaultText: Configuration()[keyPath: key].joined(separator: ",")) { c, v throws(ConfigurationError) in
+            let items = v.split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+            guard !items.isEmpty else { throw bad(env, flag, "must list at least one entry") }
+            c[keyPath: key] = items
+        }
+    }
+
+    static func int(_ env: String, _ flag: String, _ help: String, _ range: ClosedRange<Int>, _ key: WritableKeyPath<Configuration, Int> & Sendable) -> Setting {
+        Setting(env: env, flag: flag, help: help, defaultText: "\(Configuration()[keyPath: key])") { c, v throws(ConfigurationError) in
+            guard let n = Int(v.trimmingSpaces), range.contains(n) else {
+                throw bad(env, flag, "'\(v)' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            c[keyPath: key] = n
+        }
+    }
+
+    static func bool(_ env: String, _ flag: String, _ help: String, _ key: WritableKeyPath<Configuration, Bool> & Sendable) -> Setting {
+        Setting(env: env, flag: flag, help: help, defaultText: "\(Configuration()[keyPath: key])") { c, v throws(ConfigurationError) in
+            switch v.trimmingSpaces.lowercased() {
+            case "true", "1", "yes", "on": c[keyPath: key] = true
+            case "false", "0", "no", "off": c[keyPath: key] = false
+            default: throw bad(env, flag, "'\(v)' is not true or false")
+            }
+        }
+    }
+
+    /// Reads the environment, then the flags (`--name value` or `--name=value`;
+    /// a boolean flag alone means true). Unknown flags and bad values throw an
+    /// error that names the setting.
+    public static func load(arguments: [String], environment: [String: String]) throws(ConfigurationError) -> Configuration {
+        var config = Configuration()
+        for setting in settings {
+            if let value = environment[setting.env] { try setting.apply(&config, value) }
+        }
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            let (name, inlineValue): (String, String?) = {
+                if let eq = arg.firstIndex(of: "=") { return (String(arg[..<eq]), String(arg[arg.index(after: eq)...])) }
+                return (arg, nil)
+            }()
+            guard let setting = settings.first(where: { $0.flag == name }) else {
+                throw ConfigurationError(message: "unknown option \(name) (see --help)")
+            }
+            var value = inlineValue
+            if value == nil {
+                if setting.flag == "--allow-insecure-http", i + 1 >= arguments.count || arguments[i + 1].hasPrefix("--") {
+                    value = "true"
+                } else {
+                    guard i + 1 < arguments.count else { throw bad(setting.env, setting.flag, "needs a value") }
+                    i += 1
+                    value = arguments[i]
+                }
+            }
+            try setting.apply(&config, value!)
+            i += 1
+        }
+        if config.maxBackoffMs < config.initialBackoffMs {
+            throw bad("DARI_BRIDGE_MAX_BACKOFF_MS", "--max-backoff-ms", "must be at least DARI_BRIDGE_INITIAL_BACKOFF_MS (\(config.initialBackoffMs))")
+        }
+        if config.reconnectMaxMs < config.reconnectInitialMs {
+            throw bad("DARI_BRIDGE_RECONNECT_MAX_MS", "--reconnect-max-ms", "must be at least DARI_BRIDGE_RECONNECT_INITIAL_MS (\(config.reconnectInitialMs))")
+        }
+        return config
+    }
+
+    /// The settings part of `--help`.
+    public static var helpText: String {
+        var lines: [String] = []
+        for s in settings {
+            lines.append("  \(s.flag.padding(30)) \(s.env)")
+            lines.append("  \("".padding(30)) \(s.help) (default: \(s.defaultText))")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+
+    func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

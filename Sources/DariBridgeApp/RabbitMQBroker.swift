@@ -1,0 +1,177 @@
+import DariBridge
+import Logging
+import RabbitMQ
+import Synchronization
+
+/// The pipeline's broker, on RabbitMQ: keeps one connection alive (reconnects
+/// with jittered exponential backoff, re-declares the topology, re-applies
+/// qos and consumes again), merges the deliveries of every connection into one
+/// stream, publishes on whatever connection is current, and drops acks whose
+/// delivery came from a connection that is gone (the broker redelivers those).
+public final class RabbitMQBroker: MessageBroker, Sendable {
+    struct State {
+        var connection: AMQPConnection?
+        var consumerTag: String?
+        var stopping = false
+        var ready = false
+        var connects = 0
+    }
+
+    let config: Configuration
+    let logger: Logger
+    let state = Mutex(State())
+    public let deliveries: AsyncStream<InboundMessage>
+    let continuation: AsyncStream<InboundMessage>.Continuation
+    let droppedAcks = Atomic<Int>(0)
+    let reconnects = Atomic<Int>(0)
+
+    public init(config: Configuration, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        (deliveries, continuation) = AsyncStream<InboundMessage>.makeStream()
+    }
+
+    public var isStopping: Bool { state.withLock { $0.stopping } }
+
+    /// Connected, consuming, and the broker is not blocking publishers.
+    public var isReady: Bool {
+        state.withLock { $0.ready && ($0.connection.map { $0.isOpen && !$0.isBlocked } ?? false) }
+    }
+
+    var connectionOptions: AMQPConnection.Options {
+        var options = AMQPConnection.Options()
+        options.heartbeatSeconds = Int32(config.heartbeatSeconds)
+        options.connectionName = "dari-bridge \(DariBridgeVersion.current)"
+        let logger = self.logger
+        options.onBlocked = { blocked, reason in
+            if blocked {
+                logger.warning("broker blocked publishing (resource alarm); outcomes wait", metadata: ["reason": "\(reason)"])
+            } else {
+                logger.info("broker unblocked publishing")
+            }
+        }
+        return options
+    }
+
+    /// Runs until `stopConsuming()`: connect, set up, consume; on any loss,
+    /// back off and do it again. Never throws: an unreachable broker is not a
+    /// configuration error.
+    public func run() async {
+        var delay = Duration.milliseconds(config.reconnectInitialMs)
+        var outage = false
+        while !isStopping && !Task.isCancelled {
+            var connection: AMQPConnection? = nil
+            do {
+                let conn = try await AMQPConnection.connect(to: config.amqpURL, options: connectionOptions, logger: logger)
+                connection = conn
+                try await conn.declareExchange(config.resultsExchange, type: "topic", durable: true)
+                try await conn.qos(prefetchCount: UInt16(config.concurrency))
+                let first = state.withLock { s in
+                    s.connection = conn
+                    s.connects += 1
+                    return s.connects == 1
+                }
+                if !first { reconnects.add(1, ordering: .relaxed) }
+                logger.info(outage || !first ? "reconnected to the broker" : "connected to the broker",
+                            metadata: ["broker": "\(config.amqpURL)", "queue": "\(config.queue)", "prefetch": "\(config.concurrency)"])
+                outage = false
+                delay = .milliseconds(config.reconnectInitialMs)
+                try await consume(on: conn)
+                if isStopping { return }
+            } catch {
+                if !outage {
+                    logger.warning("broker connection lost or refused; reconnecting with backoff", metadata: ["error": "\(error)"])
+                    outage = true
+                } else {
+                    logger.debug("reconnect attempt failed", metadata: ["error": "\(error)"])
+                }
+            }
+            state.withLock { $0.ready = false; $0.consumerTag = nil }
+            if let connection { await connection.close() }
+            if isStopping { return }
+            let jittered = delay * Double.random(in: 0.5...1.0)
+            try? await Task.sleep(for: jittered)
+            delay = min(delay * 2, .milliseconds(config.reconnectMaxMs))
+        }
+    }
+
+    /// Declares the queue and consumes; a consumer cancelled by the broker
+    /// (queue deleted) is re-declared and consumed again on the same
+    /// connection, so unacked deliveries keep their tags.
+    private func consume(on conn: AMQPConnection) async throws {
+        while true {
+            try await conn.declareQueue(config.queue, durable: true)
+            let consumer = try await conn.consume(queue: config.queue)
+            let stopNow = state.withLock { s in
+                s.consumerTag = consumer.tag
+                s.ready = true
+                return s.stopping
+            }
+            if stopNow { try? await conn.cancel(consumerTag: consumer.tag) }
+            do {
+                for try await delivery in consumer.deliveries {
+                    continuation.yield(InboundMessage(delivery))
+                }
+                return  // we cancelled it: shutting down
+            } catch let error as AMQPError where error.kind == .consumerCancelled && conn.isOpen {
+                logger.warning("the broker cancelled our consumer (queue deleted?); declaring and consuming again", metadata: ["error": "\(error)"])
+                state.withLock { $0.ready = false }
+            }
+        }
+    }
+
+    /// Stops taking deliveries: cancels the consumer and ends the stream.
+    public func stopConsuming() async {
+        let (conn, tag) = state.withLock { s in
+            s.stopping = true
+            return (s.connection, s.consumerTag)
+        }
+        if let conn, let tag { try? await conn.cancel(consumerTag: tag) }
+        continuation.finish()
+    }
+
+    /// Closes the connection; acks queued before are written first.
+    public func close() async {
+        let conn = state.withLock { s in
+            s.stopping = true
+            s.ready = false
+            return s.connection
+        }
+        continuation.finish()
+        await conn?.close()
+    }
+
+    public func publish(_ message: OutgoingMessage) async throws(PublishFailure) {
+        guard let conn = state.withLock({ $0.connection }), conn.isOpen else {
+            throw .transient("not connected to the broker")
+        }
+        do {
+            try await conn.publish(
+                exchange: message.exchange, routingKey: message.routingKey, body: message.body,
+                properties: AMQPProperties(contentType: message.contentType, messageId: message.messageId,
+                                           correlationId: message.correlationId, persistent: message.persistent),
+                mandatory: message.mandatory)
+        } catch let error as AMQPError where error.kind == .returned {
+            throw .unroutable(error.text)
+        } catch {
+            throw .transient("\(error)")
+        }
+    }
+
+    public func ack(_ token: DeliveryToken) async {
+        let conn = state.withLock { $0.connection }
+        guard let conn, conn.incarnation == token.incarnation, (try? conn.ack(deliveryTag: token.tag)) != nil else {
+            droppedAcks.add(1, ordering: .relaxed)
+            logger.debug("ack dropped: its channel is gone; the broker will redeliver", metadata: ["tag": "\(token.tag)"])
+            return
+        }
+    }
+}
+
+extension InboundMessage {
+    init(_ d: AMQPDelivery) {
+        self.init(body: d.body, messageId: d.properties.messageId, correlationId: d.properties.correlationId,
+                  replyTo: d.properties.replyTo, headers: d.properties.headers, redelivered: d.redelivered,
+                  token: DeliveryToken(tag: d.deliveryTag, incarnation: d.channelIncarnation))
+    }
+}
