@@ -1,0 +1,171 @@
+import DariBridge
+import DariBridgeApp
+import FakeDari
+import Foundation
+import Logging
+import RabbitMQ
+import Synchronization
+import Testing
+
+/// The real worker pieces (RabbitMQ adapter, pipeline, AsyncHTTPClient) in
+/// this process, against the real broker started by scripts/test.sh and a
+/// FakeDari on loopback. Each harness has its own queue and exchange.
+final class Harness: Sendable {
+    let dari: FakeDari
+    let config: Configuration
+    let broker: RabbitMQBroker
+    let pipeline: ResumePipeline
+    let client: DariClient
+    let observer: AMQPConnection
+    let publisher: AMQPConnection
+    let resultsQueue: String
+    let outcomes = Mutex<[ReceivedOutcome]>([])
+    let tasks = Mutex<[Task<Void, Never>]>([])
+
+    static var brokerURL: AMQPURL {
+        get throws {
+            guard let text = ProcessInfo.processInfo.environment["DARI_BRIDGE_TEST_AMQP_URL"] else {
+                throw HarnessError("DARI_BRIDGE_TEST_AMQP_URL is not set: run the tests with scripts/test.sh, which starts RabbitMQ")
+            }
+            return try AMQPURL(parsing: text)
+        }
+    }
+
+    init(concurrency: Int = 32, maxAttempts: Int = 3, dariDefault: FakeDari.Reply = .ok(#"{"ok":true}"#), configure: (inout Configuration) -> Void = { _ in }) async throws {
+        dari = try await FakeDari.start(defaultReply: dariDefault)
+        let suffix = UUID().uuidString.prefix(8)
+        var c = Configuration()
+        c.amqpURL = try Self.brokerURL
+        c.queue = "it.requests.\(suffix)"
+        c.resultsExchange = "it.results.\(suffix)"
+        c.allowedHosts = ["127.0.0.1:\(dari.port)"]
+        c.allowInsecureHTTP = true
+        c.concurrency = concurrency
+        c.maxAttempts = maxAttempts
+        c.initialBackoffMs = 10
+        c.maxBackoffMs = 50
+        c.requestTimeoutMs = 5_000
+        c.httpPort = 0
+        c.reconnectInitialMs = 100
+        c.reconnectMaxMs = 1_000
+        configure(&c)
+        config = c
+        var logger = Logger(label: "it")
+        logger.logLevel = .warning
+        client = DariClient(concurrency: c.concurrency)
+        broker = RabbitMQBroker(config: c, logger: logger)
+        pipeline = ResumePipeline(
+            settings: PipelineSettings(resultsExchange: c.resultsExchange, maxMessageBytes: c.maxMessageBytes, urlPolicy: c.urlPolicy),
+            executor: ResumeExecutor(transport: client, policy: c.retryPolicy, requestTimeout: .milliseconds(c.requestTimeoutMs)),
+            broker: broker, logger: logger)
+
+        observer = try await AMQPConnection.connect(to: c.amqpURL)
+        try await observer.declareExchange(c.resultsExchange, type: "topic", durable: true)
+        try await observer.declareQueue(c.queue, durable: true)
+        resultsQueue = try await observer.declareQueue("", durable: false, exclusive: true, autoDelete: true).name
+        try await observer.bindQueue(resultsQueue, exchange: c.resultsExchange, routingKey: "#")
+        publisher = try await AMQPConnection.connect(to: c.amqpURL)
+        let consumer = try await observer.consume(queue: resultsQueue)
+        let observerConn = observer
+        let sink = Task { [self] in
+            do {
+                for try await d in consumer.deliveries {
+                    let o = ReceivedOutcome(d)
+                    self.outcomes.withLock { $0.append(o) }
+                    try? observerConn.ack(deliveryTag: d.deliveryTag)
+                }
+            } catch {}
+        }
+        tasks.withLock { $0.append(sink) }
+    }
+
+    var dariURL: String { "http://127.0.0.1:\(dari.port)/public/send-user-signal" }
+
+    func url(_ id: String) -> String { "\(dariURL)/\(id)" }
+
+    /// Starts the worker (broker supervisor + pipeline) in this process.
+    func startWorker() {
+        let broker = self.broker, pipeline = self.pipeline
+        let t1 = Task { await broker.run() }
+        let t2 = Task { await pipeline.process(broker.deliveries, isStopping: { broker.isStopping }) }
+        tasks.withLock { $0 += [t1, t2] }
+    }
+
+    func publish(body: [UInt8], messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil, headers: [String: String] = [:]) async throws {
+        try await publisher.publish(exchange: "", routingKey: config.queue, body: body,
+                                    properties: AMQPProperties(contentType: "application/json", messageId: messageId, correlationId: correlationId,
+                                                               replyTo: replyTo, persistent: true, headers: headers),
+                                    mandatory: true)
+    }
+
+    func publish(id: String, variables: String = #"{"answer":"yes"}"#, messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil, headers: [String: String] = [:]) async throws {
+        let body = ResumeRequest.messageBody(resumeURL: url(id), variablesJSON: Array(variables.utf8))
+        try await publish(body: body, messageId: messageId ?? id, correlationId: correlationId, replyTo: replyTo, headers: headers)
+    }
+
+    var received: [ReceivedOutcome] { outcomes.withLock { $0 } }
+
+    /// Waits (polling) until `count` outcomes arrived or `timeout` passed.
+    @discardableResult
+    func waitForOutcomes(_ count: Int, timeout: Duration = .seconds(30)) async -> [ReceivedOutcome] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let got = received
+            if got.count >= count { return got }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return received
+    }
+
+    func outcome(for messageId: String) -> ReceivedOutcome? {
+        received.first { $0.messageId == messageId }
+    }
+
+    func stop() async {
+        await broker.stopConsuming()
+        let all = tasks.withLock { $0 }
+        for t in all.dropFirst() { await t.value }
+        await broker.close()
+        _ = try? await observer.deleteQueue(config.queue)
+        await observer.close()
+        await publisher.close()
+        all.first?.cancel()
+        try? await client.shutdown()
+        try? await dari.shutdown()
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// An outcome as the results exchange delivered it.
+struct ReceivedOutcome: Sendable {
+    struct Body: Decodable, Sendable {
+        var status: String
+        var resume_workflow_url: String?
+        var message_id: String?
+        var correlation_id: String?
+        var attempts: Int
+        var http_status: Int?
+        var error: String?
+        var detail: String?
+        var received_at: String
+        var completed_at: String
+    }
+    var raw: [UInt8]
+    var body: Body?
+    var routingKey: String
+    var properties: AMQPProperties
+
+    init(_ d: AMQPDelivery) {
+        raw = d.body
+        body = try? JSONDecoder().decode(Body.self, from: Data(d.body))
+        routingKey = d.routingKey
+        properties = d.properties
+    }
+
+    var messageId: String? { body?.message_id }
+    var text: String { String(decoding: raw, as: UTF8.self) }
+}

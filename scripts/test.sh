@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, the same way everywhere (CI calls exactly this):
+# installs what is missing, starts the project's own RabbitMQ node (its own
+# node name and port 5673, so a developer's broker on 5672 is never touched),
+# builds, runs every test, stops the broker.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+scripts/setup.sh
+export RABBIT_PORT=${DARI_BRIDGE_TEST_RABBIT_PORT:-5673}
+export RABBIT_NODE=${DARI_BRIDGE_TEST_RABBIT_NODE:-daribridge-test@localhost}
+stop_broker() { scripts/rabbitmq.sh stop || true; }
+trap stop_broker EXIT
+scripts/rabbitmq.sh start
+export DARI_BRIDGE_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2F"
+# The integration tests run the built executable as a separate process.
+swift build
+swift test "$@"
