@@ -83,6 +83,7 @@ public final class ResumePipeline: Sendable {
                     result = try await executor.execute(request, traceparent: Self.traceparent(message.headers))
                 } catch {
                     log.debug("abandoned before an answer; the message stays on the queue")
+                    metrics.abandoned.add(1, ordering: .relaxed)
                     return
                 }
                 metrics.httpAttempts.add(result.attempts, ordering: .relaxed)
@@ -97,6 +98,7 @@ public final class ResumePipeline: Sendable {
         }
         guard await publish(outcome, for: message, log: log) else {
             log.debug("abandoned before the outcome was confirmed; the message stays on the queue")
+            metrics.abandoned.add(1, ordering: .relaxed)
             return
         }
         metrics.count(outcome)

@@ -37,7 +37,7 @@ public final class WorkerService: Service, Sendable {
         }
         await processing.value
         deadline.cancel()
-        let left = pipeline.metrics.inFlight.load(ordering: .relaxed)
+        let left = pipeline.metrics.abandoned.load(ordering: .relaxed)
         supervisor.cancel()
         await supervisor.value
         await broker.close()

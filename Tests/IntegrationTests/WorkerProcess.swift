@@ -1,0 +1,70 @@
+import Foundation
+
+/// The built `dari-bridge` executable run as a child process (scripts/test.sh
+/// builds it before the tests), for what only a real process shows: signals,
+/// exit codes, a crash.
+final class WorkerProcess: @unchecked Sendable {
+    let process = Process()
+    let logURL: URL
+
+    static var binary: URL {
+        if let path = ProcessInfo.processInfo.environment["DARI_BRIDGE_BINARY"] { return URL(fileURLWithPath: path) }
+        // Tests/IntegrationTests/WorkerProcess.swift -> package root
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/dari-bridge")
+    }
+
+    init(arguments: [String] = ["run"], environment: [String: String]) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
+            throw HarnessError("\(Self.binary.path) is missing: run `swift build` first (scripts/test.sh does)")
+        }
+        logURL = FileManager.default.temporaryDirectory.appendingPathComponent("dari-bridge-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let log = try FileHandle(forWritingTo: logURL)
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    func signal(_ sig: Int32) { kill(pid, sig) }
+
+    /// Waits for the exit; nil if it did not exit in time (then it is killed).
+    func waitForExit(timeout: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    static func environment(for h: Harness, extra: [String: String] = [:]) -> [String: String] {
+        var env = [
+            "AMQP_URL": "\(h.config.amqpURL.tls ? "amqps" : "amqp")://\(h.config.amqpURL.user):\(h.config.amqpURL.password)@\(h.config.amqpURL.host):\(h.config.amqpURL.port)/%2F",
+            "DARI_BRIDGE_QUEUE": h.config.queue,
+            "DARI_BRIDGE_RESULTS_EXCHANGE": h.config.resultsExchange,
+            "DARI_BRIDGE_ALLOWED_HOSTS": h.config.allowedHosts.joined(separator: ","),
+            "DARI_BRIDGE_ALLOW_INSECURE_HTTP": "true",
+            "DARI_BRIDGE_HTTP_PORT": "0",
+            "DARI_BRIDGE_INITIAL_BACKOFF_MS": "10",
+            "DARI_BRIDGE_MAX_BACKOFF_MS": "50",
+            "DARI_BRIDGE_RECONNECT_INITIAL_MS": "200",
+            "DARI_BRIDGE_RECONNECT_MAX_MS": "1000",
+            "DARI_BRIDGE_LOG_LEVEL": "info",
+        ]
+        for (k, v) in extra { env[k] = v }
+        return env
+    }
+}
