@@ -44,6 +44,9 @@ public final class DariClient: DariTransport {
         configuration.decompression = .disabled
         // One keep-alive connection per message in flight, so the pool never queues.
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, concurrency))
+        // Our own retry policy decides about a failed connect: AsyncHTTPClient
+        // would otherwise keep retrying a refused connect until the connect timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.httpVersion = .automatic
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

@@ -21,6 +21,9 @@ public struct InboundMessage: Sendable {
     }
 }
 
+/// The header that carries the attempts already made through delay queues.
+public let attemptsHeader = "x-dari-attempts"
+
 public struct DeliveryToken: Sendable, Hashable {
     public var tag: UInt64
     public var incarnation: UInt64
@@ -62,6 +65,10 @@ public enum PublishFailure: Error, Sendable, Equatable {
 public protocol MessageBroker: Sendable {
     /// Returns once the broker confirmed the (persistent) message.
     func publish(_ message: OutgoingMessage) async throws(PublishFailure)
+    /// Moves a message to a delay queue that dead-letters it back to the input
+    /// queue after `delay`, with `attempts` in its `x-dari-attempts` header.
+    /// Returns once the broker confirmed it (then the delivery may be acked).
+    func deferMessage(_ message: InboundMessage, attempts: Int, delay: Duration) async throws(PublishFailure)
     /// Acks a delivery; silently drops it when the delivery's channel is gone
     /// (the broker redelivers the message instead).
     func ack(_ token: DeliveryToken) async

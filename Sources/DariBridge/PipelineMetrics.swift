@@ -12,6 +12,7 @@ public final class PipelineMetrics: Sendable {
     public let republishedFromMemory = Atomic<Int>(0)
     public let publishRetries = Atomic<Int>(0)
     public let inFlight = Atomic<Int>(0)
+    public let deferred = Atomic<Int>(0)
     /// Messages given up before their outcome was confirmed (shutdown past the drain deadline): left unacked.
     public let abandoned = Atomic<Int>(0)
 

@@ -17,7 +17,9 @@ public final class RecentOutcomes: Sendable {
     }
     private struct State {
         var entries: [String: Entry] = [:]
-        var order: [String] = []  // insertion order, oldest first (a ring would be leaner; this is bounded)
+        /// Insertion order, oldest first, with the time each was stored: a key stored
+        /// again gets a new place, and its old place no longer evicts it.
+        var order: [(key: String, storedAt: ContinuousClock.Instant)] = []
         var head = 0
     }
     private let state = Mutex(State())
@@ -40,14 +42,20 @@ public final class RecentOutcomes: Sendable {
 
     public func remember(_ outcome: Outcome, for key: String, now: ContinuousClock.Instant = .now) {
         state.withLock { s in
-            if s.entries.updateValue(Entry(outcome: outcome, storedAt: now), forKey: key) == nil {
-                s.order.append(key)
-            }
+            s.entries[key] = Entry(outcome: outcome, storedAt: now)
+            s.order.append((key, now))
             while s.entries.count > capacity, s.head < s.order.count {
-                s.entries.removeValue(forKey: s.order[s.head])
+                let oldest = s.order[s.head]
+                if s.entries[oldest.key]?.storedAt == oldest.storedAt {
+                    s.entries.removeValue(forKey: oldest.key)
+                }
                 s.head += 1
             }
-            if s.head > 1024 && s.head * 2 > s.order.count {
+            // Stale places (keys stored again or expired) are dropped as the list is compacted.
+            if s.order.count > 2 * capacity + 1024 {
+                s.order = s.order[s.head...].filter { s.entries[$0.key]?.storedAt == $0.storedAt }
+                s.head = 0
+            } else if s.head > 1024 && s.head * 2 > s.order.count {
                 s.order.removeFirst(s.head)
                 s.head = 0
             }

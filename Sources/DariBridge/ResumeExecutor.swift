@@ -9,6 +9,9 @@ public struct ResumeExecutor: Sendable {
             case succeeded
             case dariError       // a final non-2xx status
             case retriesExhausted
+            /// The next wait is too long to hold the delivery: hand the message to
+            /// a delay queue; `attempts` travel with it.
+            case deferred(Duration)
         }
         public var kind: Kind
         public var attempts: Int
@@ -20,6 +23,11 @@ public struct ResumeExecutor: Sendable {
     public var transport: any DariTransport
     public var policy: RetryPolicy
     public var requestTimeout: Duration
+    /// A single retry wait longer than this is not held in memory (the delivery
+    /// stays unacked meanwhile): the message goes to a delay queue instead.
+    public var maxInMemoryWait: Duration = .seconds(30)
+    /// Nor is a delivery held longer than this in all.
+    public var maxHold: Duration = .seconds(600)
     public var sleep: @Sendable (Duration) async throws -> Void
     public var randomUnit: @Sendable () -> Double
     public var now: @Sendable () -> Date
@@ -37,9 +45,15 @@ public struct ResumeExecutor: Sendable {
     }
 
     /// Throws only `CancellationError` (shutdown past the drain deadline).
-    public func execute(_ request: ResumeRequest, traceparent: String?) async throws -> Result {
+    /// `priorAttempts`: attempts made before this delivery (from the delay queue).
+    public func execute(_ request: ResumeRequest, traceparent: String?, priorAttempts: Int = 0) async throws -> Result {
         let body = request.httpBody()
-        var attempt = 0
+        var attempt = max(0, priorAttempts)
+        if attempt >= policy.maxAttempts {
+            return Result(kind: .retriesExhausted, attempts: attempt, httpStatus: nil, responseJSON: nil,
+                          detail: "no attempts left: \(attempt) already made")
+        }
+        let started = ContinuousClock.now
         while true {
             attempt += 1
             var retryAfter: Duration? = nil
@@ -68,7 +82,11 @@ public struct ResumeExecutor: Sendable {
                               detail: "gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(reason)")
             }
             try Task.checkCancellation()
-            try await sleep(policy.delay(afterAttempt: attempt, retryAfter: retryAfter, randomUnit: randomUnit))
+            let delay = policy.delay(afterAttempt: attempt, retryAfter: retryAfter, randomUnit: randomUnit)
+            if delay > maxInMemoryWait || (ContinuousClock.now - started) + delay > maxHold {
+                return Result(kind: .deferred(delay), attempts: attempt, httpStatus: lastStatus, responseJSON: nil, detail: reason)
+            }
+            try await sleep(delay)
         }
     }
 }

@@ -79,19 +79,25 @@ public final class ResumePipeline: Sendable {
             } else {
                 log.debug("resuming", metadata: ["variables": "\(request.variableKeys.count) keys, \(request.variablesJSON.count) bytes"])
                 let result: ResumeExecutor.Result
+                let prior = message.headers[attemptsHeader].flatMap { Int($0) } ?? 0
                 do {
-                    result = try await executor.execute(request, traceparent: Self.traceparent(message.headers))
+                    result = try await executor.execute(request, traceparent: Self.traceparent(message.headers), priorAttempts: prior)
                 } catch {
                     log.debug("abandoned before an answer; the message stays on the queue")
                     metrics.abandoned.add(1, ordering: .relaxed)
                     return
                 }
-                metrics.httpAttempts.add(result.attempts, ordering: .relaxed)
+                if case .deferred(let delay) = result.kind {
+                    metrics.httpAttempts.add(result.attempts - prior, ordering: .relaxed)
+                    await deferToDelayQueue(message, attempts: result.attempts, delay: delay, log: log)
+                    return
+                }
+                metrics.httpAttempts.add(result.attempts - prior, ordering: .relaxed)
                 outcome = Outcome(
                     status: result.kind == .succeeded ? .succeeded : .failed,
                     resumeURL: request.resumeURL, messageId: message.messageId, correlationId: message.correlationId,
                     attempts: result.attempts, httpStatus: result.httpStatus, responseJSON: result.responseJSON,
-                    error: result.kind == .succeeded ? nil : (result.kind == .dariError ? .dariError : .retriesExhausted),
+                    error: Self.errorKind(result.kind),
                     detail: result.detail, receivedAt: receivedAt, completedAt: executor.now())
                 recent.remember(outcome, for: key)
             }
@@ -104,6 +110,38 @@ public final class ResumePipeline: Sendable {
         metrics.count(outcome)
         log.debug("done", metadata: ["status": "\(outcome.status.rawValue)", "attempts": "\(outcome.attempts)"])
         await broker.ack(message.token)
+    }
+
+    static func errorKind(_ kind: ResumeExecutor.Result.Kind) -> Outcome.ErrorKind? {
+        switch kind {
+        case .succeeded: return nil
+        case .dariError: return .dariError
+        case .retriesExhausted, .deferred: return .retriesExhausted
+        }
+    }
+
+    /// Hands the message to a delay queue (confirmed), then acks the delivery.
+    private func deferToDelayQueue(_ message: InboundMessage, attempts: Int, delay: Duration, log: Logger) async {
+        log.debug("long wait: moving to a delay queue", metadata: ["attempts": "\(attempts)", "delay": "\(delay)"])
+        var backoff = Duration.milliseconds(100)
+        while true {
+            do throws(PublishFailure) {
+                try await broker.deferMessage(message, attempts: attempts, delay: delay)
+                metrics.deferred.add(1, ordering: .relaxed)
+                await broker.ack(message.token)
+                return
+            } catch {
+                metrics.publishRetries.add(1, ordering: .relaxed)
+                log.debug("delay queue publish failed; retrying", metadata: ["error": "\(error)"])
+            }
+            do {
+                try await Task.sleep(for: backoff)
+            } catch {
+                metrics.abandoned.add(1, ordering: .relaxed)
+                return
+            }
+            backoff = min(backoff * 2, .seconds(5))
+        }
     }
 
     private func failed(_ message: InboundMessage, _ receivedAt: Date, url: String?, error: Outcome.ErrorKind, detail: String) -> Outcome {
@@ -162,6 +200,10 @@ public final class ResumePipeline: Sendable {
         for (i, b) in bytes.enumerated() where i != 2 && i != 35 && i != 52 {
             guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b) else { return nil }
         }
-        return value.hasPrefix("ff") ? nil : value
+        // Version ff is invalid, and so are all-zero trace and parent ids.
+        if value.hasPrefix("ff") || bytes[3..<35].allSatisfy({ $0 == UInt8(ascii: "0") }) || bytes[36..<52].allSatisfy({ $0 == UInt8(ascii: "0") }) {
+            return nil
+        }
+        return value
     }
 }

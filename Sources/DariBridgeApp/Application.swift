@@ -51,7 +51,7 @@ public enum Application {
         let metrics = PipelineMetrics()
         let pipeline = ResumePipeline(
             settings: PipelineSettings(resultsExchange: config.resultsExchange, maxMessageBytes: config.maxMessageBytes, urlPolicy: config.urlPolicy),
-            executor: ResumeExecutor(transport: client, policy: config.retryPolicy, requestTimeout: .milliseconds(config.requestTimeoutMs)),
+            executor: config.executor(transport: client),
             broker: broker, metrics: metrics, logger: logger)
         let worker = WorkerService(broker: broker, pipeline: pipeline, drainTimeout: .milliseconds(config.drainTimeoutMs), logger: logger)
         var services: [any Service] = []

@@ -21,6 +21,8 @@ public struct Configuration: Sendable {
     public var httpPort = 9464
     public var httpHost = "0.0.0.0"
     public var drainTimeoutMs = 25_000
+    public var maxInMemoryWaitMs = 30_000
+    public var maxHoldMs = 600_000
     public var maxMessageBytes = 1_048_576
     public var heartbeatSeconds = 10
     public var reconnectInitialMs = 500
@@ -31,6 +33,14 @@ public struct Configuration: Sendable {
 
     public var urlPolicy: URLPolicy {
         URLPolicy(allowedHosts: allowedHosts, allowedPathPrefixes: allowedPathPrefixes, allowInsecureHTTP: allowInsecureHTTP)
+    }
+
+    /// The executor for these settings, on `transport`.
+    public func executor(transport: any DariTransport) -> ResumeExecutor {
+        var e = ResumeExecutor(transport: transport, policy: retryPolicy, requestTimeout: .milliseconds(requestTimeoutMs))
+        e.maxInMemoryWait = .milliseconds(maxInMemoryWaitMs)
+        e.maxHold = .milliseconds(maxHoldMs)
+        return e
     }
 
     public var retryPolicy: RetryPolicy {
@@ -72,13 +82,15 @@ extension Configuration {
         int("DARI_BRIDGE_HTTP_PORT", "--http-port", "port of /metrics, /healthz, /readyz; 0 = off", 0...65535, \.httpPort),
         string("DARI_BRIDGE_HTTP_HOST", "--http-host", "address the /metrics server listens on", \.httpHost),
         int("DARI_BRIDGE_DRAIN_TIMEOUT_MS", "--drain-timeout-ms", "on SIGTERM, how long in-flight messages may finish", 0...3_600_000, \.drainTimeoutMs),
+        int("DARI_BRIDGE_MAX_IN_MEMORY_WAIT_MS", "--max-in-memory-wait-ms", "a longer retry wait moves the message to a delay queue", 0...1_500_000, \.maxInMemoryWaitMs),
+        int("DARI_BRIDGE_MAX_HOLD_MS", "--max-hold-ms", "longest a delivery is held unacked before a wait moves it to a delay queue", 1_000...1_500_000, \.maxHoldMs),
         int("DARI_BRIDGE_MAX_MESSAGE_BYTES", "--max-message-bytes", "larger input messages get invalid_message", 64...134_217_728, \.maxMessageBytes),
         int("DARI_BRIDGE_HEARTBEAT_S", "--heartbeat-s", "AMQP heartbeat in seconds; 0 = off", 0...600, \.heartbeatSeconds),
         int("DARI_BRIDGE_RECONNECT_INITIAL_MS", "--reconnect-initial-ms", "first delay before reconnecting to the broker", 1...3_600_000, \.reconnectInitialMs),
         int("DARI_BRIDGE_RECONNECT_MAX_MS", "--reconnect-max-ms", "cap of the reconnect delay", 1...3_600_000, \.reconnectMaxMs),
         Setting(env: "DARI_BRIDGE_LOG_LEVEL", flag: "--log-level", help: "trace, debug, info, notice, warning, error, critical", defaultText: "info") { c, v throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: v.lowercased()) else {
-                throw bad("DARI_BRIDGE_LOG_LEVEL", "--log-level", "'\(v)' is not one of trace, debug, info, notice, warning, error, critical")
+                throw bad("DARI_BRIDGE_LOG_LEVEL", "--log-level", "'\(v.printable)' is not one of trace, debug, info, notice, warning, error, critical")
             }
             c.logLevel = level
         },
@@ -107,7 +119,7 @@ extension Configuration {
     static func int(_ env: String, _ flag: String, _ help: String, _ range: ClosedRange<Int>, _ key: WritableKeyPath<Configuration, Int> & Sendable) -> Setting {
         Setting(env: env, flag: flag, help: help, defaultText: "\(Configuration()[keyPath: key])") { c, v throws(ConfigurationError) in
             guard let n = Int(v.trimmingSpaces), range.contains(n) else {
-                throw bad(env, flag, "'\(v)' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+                throw bad(env, flag, "'\(v.printable)' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
             }
             c[keyPath: key] = n
         }
@@ -118,7 +130,7 @@ extension Configuration {
             switch v.trimmingSpaces.lowercased() {
             case "true", "1", "yes", "on": c[keyPath: key] = true
             case "false", "0", "no", "off": c[keyPath: key] = false
-            default: throw bad(env, flag, "'\(v)' is not true or false")
+            default: throw bad(env, flag, "'\(v.printable)' is not true or false")
             }
         }
     }
@@ -177,6 +189,12 @@ extension Configuration {
 extension String {
     var trimmingSpaces: String {
         String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+
+    /// The value as it may appear in a one-line error: control characters escaped, length capped.
+    var printable: String {
+        let escaped = unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
+        return escaped.count > 100 ? String(escaped.prefix(100)) + "..." : escaped
     }
 
     func padding(_ width: Int) -> String {

@@ -93,6 +93,8 @@ enum PrometheusText {
         out += "dari_bridge_http_attempts_total \(v(m.httpAttempts))\n"
         out += "# TYPE dari_bridge_outcomes_republished_from_memory_total counter\n"
         out += "dari_bridge_outcomes_republished_from_memory_total \(v(m.republishedFromMemory))\n"
+        out += "# TYPE dari_bridge_deferred_to_delay_queue_total counter\n"
+        out += "dari_bridge_deferred_to_delay_queue_total \(v(m.deferred))\n"
         out += "# TYPE dari_bridge_publish_retries_total counter\n"
         out += "dari_bridge_publish_retries_total \(v(m.publishRetries))\n"
         out += "# TYPE dari_bridge_in_flight gauge\n"

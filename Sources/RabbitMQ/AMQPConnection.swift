@@ -134,7 +134,7 @@ public final class AMQPConnection: Sendable {
     // MARK: - Topology
 
     @discardableResult
-    public func declareQueue(_ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false, arguments: [String: Int64] = [:]) async throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
+    public func declareQueue(_ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false, arguments: [String: AMQPArgument] = [:]) async throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
         try await perform { io in try io.declareQueue(name, durable: durable, exclusive: exclusive, autoDelete: autoDelete, arguments: arguments) }
     }
 

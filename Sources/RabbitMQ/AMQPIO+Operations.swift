@@ -2,10 +2,10 @@ import CRabbitMQ
 import Glibc
 
 extension AMQPIO {
-    func declareQueue(_ name: String, durable: Bool, exclusive: Bool, autoDelete: Bool, arguments: [String: Int64]) throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
+    func declareQueue(_ name: String, durable: Bool, exclusive: Bool, autoDelete: Bool, arguments: [String: AMQPArgument]) throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
         try ensureAlive()
         let arena = CArena()
-        let args = arena.table(arguments.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })
+        let args = arena.table(arguments.sorted { $0.key < $1.key }.map { ($0.key, $0.value.field) })
         let ok = amqp_queue_declare(state, channel, arena.bytes(name), 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, args)
         try check("queue.declare \(name)")
         guard let ok else { throw AMQPError(kind: .library, text: "queue.declare \(name): no reply") }

@@ -37,3 +37,18 @@ public struct AMQPDelivery: Sendable {
     public var consumerTag: String
     public var channelIncarnation: UInt64
 }
+
+/// A value in an argument table (queue arguments such as `x-message-ttl`).
+public enum AMQPArgument: Sendable, Equatable {
+    case string(String)
+    case int(Int64)
+    case bool(Bool)
+
+    var field: CArena.Field {
+        switch self {
+        case .string(let s): return .string(s)
+        case .int(let n): return .int(n)
+        case .bool(let b): return .bool(b)
+        }
+    }
+}

@@ -56,7 +56,7 @@ final class Harness: Sendable {
         broker = RabbitMQBroker(config: c, logger: logger)
         pipeline = ResumePipeline(
             settings: PipelineSettings(resultsExchange: c.resultsExchange, maxMessageBytes: c.maxMessageBytes, urlPolicy: c.urlPolicy),
-            executor: ResumeExecutor(transport: client, policy: c.retryPolicy, requestTimeout: .milliseconds(c.requestTimeoutMs)),
+            executor: c.executor(transport: client),
             broker: broker, logger: logger)
 
         observer = try await AMQPConnection.connect(to: c.amqpURL)

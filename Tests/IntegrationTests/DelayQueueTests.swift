@@ -1,0 +1,52 @@
+import DariBridge
+import FakeDari
+import Foundation
+import RabbitMQ
+import Testing
+
+/// Long waits leave memory: a delay queue holds the message and the attempt
+/// count travels in its header.
+@Suite(.serialized) struct DelayQueueTests {
+    @Test func longRetryAfterMovesTheMessageToADelayQueue() async throws {
+        let h = try await Harness(maxAttempts: 4) { $0.maxInMemoryWaitMs = 500; $0.maxRetryAfterMs = 10_000 }
+        h.dari.script(id: "later", [FakeDari.Reply(status: 503, headers: [("Retry-After", "2")], body: #"{"detail":"come back later"}"#), .ok(#"{"resumed":true}"#)])
+        h.startWorker()
+        try await h.publish(id: "later", correlationId: "corr-later")
+        let got = await h.waitForOutcomes(1, timeout: .seconds(20))
+        await h.stop()
+        let requests = h.dari.requests(id: "later")
+        #expect(requests.count == 2)
+        if requests.count == 2 {
+            #expect(requests[1].receivedAt - requests[0].receivedAt >= .seconds(2))
+        }
+        let o = try #require(got.first?.body)
+        #expect(o.status == "succeeded")
+        #expect(o.attempts == 2, "the attempt made before the delay queue counts")
+        #expect(o.correlation_id == "corr-later")
+        #expect(got.count == 1)
+        let check = try await AMQPConnection.connect(to: h.config.amqpURL)
+        let delay = try await check.declareQueue("\(h.config.queue).delay.2s", durable: true, arguments: [
+            "x-message-ttl": .int(2000), "x-dead-letter-exchange": .string(""),
+            "x-dead-letter-routing-key": .string(h.config.queue), "x-expires": .int(64_000),
+        ])
+        #expect(delay.messageCount == 0)
+        try await check.deleteQueue(delay.name)
+        await check.close()
+    }
+
+    @Test func attemptCountInTheHeaderIsHonoured() async throws {
+        let h = try await Harness(maxAttempts: 3)
+        h.dari.script(id: "tired", [FakeDari.Reply(status: 503)])
+        h.startWorker()
+        let body = ResumeRequest.messageBody(resumeURL: h.url("tired"), variablesJSON: Array("{}".utf8))
+        try await h.publish(body: body, messageId: "tired", headers: [attemptsHeader: "2"])
+        try await h.publish(body: ResumeRequest.messageBody(resumeURL: h.url("spent"), variablesJSON: Array("{}".utf8)), messageId: "spent", headers: [attemptsHeader: "3"])
+        await h.waitForOutcomes(2)
+        await h.stop()
+        #expect(h.dari.requestCount(id: "tired") == 1)
+        #expect(h.outcome(for: "tired")?.body?.attempts == 3)
+        #expect(h.outcome(for: "tired")?.body?.error == "retries_exhausted")
+        #expect(h.dari.requestCount(id: "spent") == 0)
+        #expect(h.outcome(for: "spent")?.body?.error == "retries_exhausted")
+    }
+}
