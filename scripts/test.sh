@@ -9,7 +9,12 @@ cd "$here"
 scripts/setup.sh
 export RABBIT_PORT=${DARI_BRIDGE_TEST_RABBIT_PORT:-5673}
 export RABBIT_NODE=${DARI_BRIDGE_TEST_RABBIT_NODE:-daribridge-test@localhost}
-stop_broker() { scripts/rabbitmq.sh stop || true; }
+# The fault tests start, stop and break a second node of their own
+# (daribridge-faults@localhost on port 5690); stop it too when done.
+stop_broker() {
+  scripts/rabbitmq.sh stop || true
+  RABBIT_PORT=${DARI_BRIDGE_FAULT_RABBIT_PORT:-5690} RABBIT_NODE=daribridge-faults@localhost RABBIT_DIR="$here/.rabbitmq/faults" scripts/rabbitmq.sh stop || true
+}
 trap stop_broker EXIT
 scripts/rabbitmq.sh start
 export DARI_BRIDGE_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2F"

@@ -12,23 +12,40 @@ enum FaultBroker {
     static var urlString: String { "amqp://guest:guest@127.0.0.1:\(port)/%2F" }
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// Runs scripts/rabbitmq.sh for the fault node. posix_spawn + waitpid on
+    /// that one pid: Foundation's Process.waitUntilExit was seen to hang here
+    /// after the script left the broker running in the background.
     @discardableResult
     static func script(_ args: String...) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [root.appendingPathComponent("scripts/rabbitmq.sh").path] + args
+        try run(args)
+    }
+
+    static func run(_ args: [String]) throws -> (status: Int32, output: String) {
+        let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("rabbitmq-sh-\(UUID().uuidString.prefix(8)).out").path
         var env = ProcessInfo.processInfo.environment
         env["RABBIT_PORT"] = "\(port)"
         env["RABBIT_NODE"] = node
         env["RABBIT_DIR"] = root.appendingPathComponent(".rabbitmq/faults").path
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let argv = ["/bin/bash", root.appendingPathComponent("scripts/rabbitmq.sh").path] + args
+        let envp = env.map { "\($0.key)=\($0.value)" }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var pid: pid_t = 0
+        let cArgv = argv.map { strdup($0) } + [nil]
+        let cEnv = envp.map { strdup($0) } + [nil]
+        defer { cArgv.forEach { free($0) }; cEnv.forEach { free($0) } }
+        let rc = posix_spawn(&pid, "/bin/bash", &actions, nil, cArgv, cEnv)
+        guard rc == 0 else { throw HarnessError("posix_spawn failed: \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(atPath: outPath)
+        let exited = status & 0x7f == 0
+        return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
     }
 
     static func start() throws {
@@ -39,21 +56,7 @@ enum FaultBroker {
     static func stop() throws { try script("stop") }
 
     static func ctl(_ args: String...) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [root.appendingPathComponent("scripts/rabbitmq.sh").path, "ctl"] + args
-        var env = ProcessInfo.processInfo.environment
-        env["RABBIT_PORT"] = "\(port)"
-        env["RABBIT_NODE"] = node
-        env["RABBIT_DIR"] = root.appendingPathComponent(".rabbitmq/faults").path
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try run(["ctl"] + args).output
     }
 }
 
