@@ -1,1 +1,229 @@
-print("x")
+import DariBridge
+import FakeDari
+import Foundation
+import RabbitMQ
+import Synchronization
+
+// The benchmark: pre-loads N resume requests, runs the release-built worker
+// as a separate process against a FakeDari on loopback, and reports
+// messages/s (worker start to last outcome), p50/p99 publish-to-outcome
+// latency and the worker's peak RSS (VmHWM). Not a test: nothing asserts.
+//
+//   dari-bridge-bench [--amqp-url URL] [--worker PATH] [--messages N] [--messages-delayed N]
+//                     [--concurrency 16,64,256] [--delays-ms 0,100] [--json FILE] [--idle-seconds S]
+
+struct Options {
+    var amqpURL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    var worker = ".build/release/dari-bridge"
+    var messages = 20_000
+    var messagesDelayed = 5_000
+    var concurrency = [16, 64, 256]
+    var delaysMs = [0, 100]
+    var json = "bench-results/latest.json"
+    var idleSeconds = 30
+}
+
+func parseOptions() -> Options {
+    var o = Options()
+    var args = Array(CommandLine.arguments.dropFirst())[...]
+    func ints(_ s: String) -> [Int] { s.split(separator: ",").compactMap { Int($0) } }
+    while let a = args.popFirst() {
+        let v = args.popFirst() ?? ""
+        switch a {
+        case "--amqp-url": o.amqpURL = v
+        case "--worker": o.worker = v
+        case "--messages": o.messages = Int(v) ?? o.messages
+        case "--messages-delayed": o.messagesDelayed = Int(v) ?? o.messagesDelayed
+        case "--concurrency": o.concurrency = ints(v)
+        case "--delays-ms": o.delaysMs = ints(v)
+        case "--json": o.json = v
+        case "--idle-seconds": o.idleSeconds = Int(v) ?? o.idleSeconds
+        default:
+            FileHandle.standardError.write(Data("unknown option \(a)\n".utf8))
+            exit(2)
+        }
+    }
+    return o
+}
+
+struct Result: Codable {
+    var mode: String
+    var dariDelayMs: Int
+    var concurrency: Int
+    var messages: Int
+    var seconds: Double
+    var messagesPerSecond: Double
+    var p50LatencyMs: Double
+    var p99LatencyMs: Double
+    var peakRSSMB: Double
+    var ideal: Double?
+}
+
+final class Stamps: Sendable {
+    let times: Mutex<[UInt64]>
+    init(count: Int) { times = Mutex(Array(repeating: 0, count: count)) }
+}
+
+func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+func procStatus(_ pid: Int32, _ key: String) -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix(key + ":") {
+        return Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+    return nil
+}
+
+func cpuTicks(_ pid: Int32) -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")") else { return nil }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return nil }
+    return u + s
+}
+
+func startWorker(_ o: Options, queue: String, exchange: String, dariPort: Int, concurrency: Int) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: o.worker)
+    p.arguments = ["run"]
+    var env = ProcessInfo.processInfo.environment
+    env["AMQP_URL"] = o.amqpURL
+    env["DARI_BRIDGE_QUEUE"] = queue
+    env["DARI_BRIDGE_RESULTS_EXCHANGE"] = exchange
+    env["DARI_BRIDGE_ALLOWED_HOSTS"] = "127.0.0.1:\(dariPort)"
+    env["DARI_BRIDGE_ALLOW_INSECURE_HTTP"] = "true"
+    env["DARI_BRIDGE_CONCURRENCY"] = "\(concurrency)"
+    env["DARI_BRIDGE_HTTP_PORT"] = "0"
+    env["DARI_BRIDGE_LOG_LEVEL"] = "warning"
+    p.environment = env
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    return p
+}
+
+func stopWorker(_ p: Process) async {
+    kill(p.processIdentifier, SIGTERM)
+    for _ in 0..<600 where p.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+}
+
+func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Result {
+    let n = delayMs == 0 ? o.messages : o.messagesDelayed
+    let dari = try await FakeDari.start(defaultReply: FakeDari.Reply(status: 200, body: #"{"ok":true}"#, delay: .milliseconds(delayMs)), record: false)
+    let url = try AMQPURL(parsing: o.amqpURL)
+    let suffix = UUID().uuidString.prefix(8)
+    let queue = "bench.requests.\(suffix)", exchange = "bench.results.\(suffix)"
+    let conn = try await AMQPConnection.connect(to: url)
+    try await conn.declareQueue(queue, durable: true)
+    try await conn.declareExchange(exchange, type: "topic", durable: true)
+    let results = try await conn.declareQueue("", durable: false, exclusive: true, autoDelete: true).name
+    try await conn.bindQueue(results, exchange: exchange, routingKey: "#")
+    try await conn.qos(prefetchCount: 2000)
+
+    // Pre-load, recording each message's publish time.
+    let publishedAt = Stamps(count: n)
+    let publisher = try await AMQPConnection.connect(to: url)
+    let variables = Array(#"{"user_response":"approved","amount":12.5,"ok":true}"#.utf8)
+    var i = 0
+    while i < n {
+        let batch = i..<min(n, i + 1000)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for j in batch {
+                let body = ResumeRequest.messageBody(resumeURL: "http://127.0.0.1:\(dari.port)/public/send-user-signal/s\(j)", variablesJSON: variables)
+                group.addTask {
+                    publishedAt.times.withLock { $0[j] = now() }
+                    try await publisher.publish(exchange: "", routingKey: queue, body: body,
+                                                properties: AMQPProperties(contentType: "application/json", messageId: "\(j)", persistent: true))
+                }
+            }
+            try await group.waitForAll()
+        }
+        i = batch.upperBound
+    }
+    await publisher.close()
+
+    let consumer = try await conn.consume(queue: results)
+    let start = now()
+    let worker = try startWorker(o, queue: queue, exchange: exchange, dariPort: dari.port, concurrency: concurrency)
+    var latencies: [Double] = []
+    latencies.reserveCapacity(n)
+    var seen = Set<Int>()
+    var last = start
+    var peak = 0.0
+    for try await d in consumer.deliveries {
+        let t = now()
+        if d.deliveryTag % 500 == 0 {
+            try conn.ack(deliveryTag: d.deliveryTag, multiple: true)
+            peak = max(peak, procStatus(worker.processIdentifier, "VmHWM") ?? 0)
+        }
+        // The outcome's message_id is the input's (in the JSON body).
+        if let r = d.body.firstRange(of: Array(#""message_id":""#.utf8)),
+           let endQuote = d.body[r.upperBound...].firstIndex(of: UInt8(ascii: "\"")),
+           let id = Int(String(decoding: d.body[r.upperBound..<endQuote], as: UTF8.self)),
+           seen.insert(id).inserted {
+            latencies.append(Double(t - publishedAt.times.withLock { $0[id] }) / 1e6)
+            last = t
+        }
+        if seen.count == n { break }
+    }
+    peak = max(peak, procStatus(worker.processIdentifier, "VmHWM") ?? 0)
+    await stopWorker(worker)
+    try await conn.deleteQueue(queue)
+    await conn.close()
+    try await dari.shutdown()
+    latencies.sort()
+    let seconds = Double(last - start) / 1e9
+    func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+    return Result(mode: delayMs == 0 ? "instant" : "dari \(delayMs) ms", dariDelayMs: delayMs, concurrency: concurrency,
+                  messages: n, seconds: seconds, messagesPerSecond: Double(n) / seconds,
+                  p50LatencyMs: pct(0.5), p99LatencyMs: pct(0.99), peakRSSMB: peak / 1024,
+                  ideal: delayMs == 0 ? nil : Double(concurrency) / (Double(delayMs) / 1000))
+}
+
+func idleCPU(_ o: Options) async throws -> Double {
+    let dari = try await FakeDari.start(record: false)
+    let suffix = UUID().uuidString.prefix(8)
+    let worker = try startWorker(o, queue: "bench.idle.\(suffix)", exchange: "bench.idle.results.\(suffix)", dariPort: dari.port, concurrency: 64)
+    try await Task.sleep(for: .seconds(3))  // connected and settled
+    let t0 = cpuTicks(worker.processIdentifier) ?? 0
+    try await Task.sleep(for: .seconds(o.idleSeconds))
+    let t1 = cpuTicks(worker.processIdentifier) ?? 0
+    await stopWorker(worker)
+    let conn = try await AMQPConnection.connect(to: try AMQPURL(parsing: o.amqpURL))
+    try await conn.deleteQueue("bench.idle.\(suffix)")
+    await conn.close()
+    try await dari.shutdown()
+    let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+    return (t1 - t0) / hz / Double(o.idleSeconds) * 100
+}
+
+let options = parseOptions()
+var results: [Result] = []
+print(String(format: "%-12@ %5@ %7@ %9@ %9@ %9@ %9@ %8@", "mode" as NSString, "conc" as NSString, "msgs" as NSString, "msg/s" as NSString, "ideal" as NSString, "p50 ms" as NSString, "p99 ms" as NSString, "RSS MB" as NSString))
+for delay in options.delaysMs {
+    for c in options.concurrency {
+        let r = try await runMode(options, delayMs: delay, concurrency: c)
+        results.append(r)
+        print(String(format: "%-12@ %5d %7d %9.0f %9@ %9.1f %9.1f %8.1f", r.mode as NSString, r.concurrency, r.messages, r.messagesPerSecond,
+                     (r.ideal.map { String(format: "%.0f", $0) } ?? "-") as NSString, r.p50LatencyMs, r.p99LatencyMs, r.peakRSSMB))
+    }
+}
+var idle: Double? = nil
+if options.idleSeconds > 0 {
+    idle = try await idleCPU(options)
+    print(String(format: "idle, connected: %.3f %% of one core over %d s", idle!, options.idleSeconds))
+}
+struct Report: Codable {
+    var machine: String
+    var cores: Int
+    var results: [Result]
+    var idleCPUPercent: Double?
+}
+let machine = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n").first { $0.hasPrefix("model name") }
+    .map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown"
+let report = Report(machine: machine, cores: ProcessInfo.processInfo.activeProcessorCount, results: results, idleCPUPercent: idle)
+let encoder = JSONEncoder()
+encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+try FileManager.default.createDirectory(atPath: (options.json as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+try encoder.encode(report).write(to: URL(fileURLWithPath: options.json))
+print("wrote \(options.json) (\(machine), \(report.cores) cores)")
