@@ -50,7 +50,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .executableTarget(name: "dari-bridge", dependencies: ["DariBridgeApp"]),
+        .target(name: "CMallocTuning"),
+        .executableTarget(name: "dari-bridge", dependencies: ["DariBridgeApp", "CMallocTuning"]),
         .target(
             name: "FakeDari",
             dependencies: [

@@ -9,6 +9,6 @@ cd "$here"
 scripts/setup.sh
 port=${BENCH_RABBIT_PORT:-5672}
 RABBIT_PORT=$port scripts/rabbitmq.sh start
-swift build -c release --product dari-bridge
+swift build -c release --static-swift-stdlib --product dari-bridge
 swift build -c release --product dari-bridge-bench
 exec .build/release/dari-bridge-bench --amqp-url "amqp://guest:guest@127.0.0.1:$port/%2F" "$@"

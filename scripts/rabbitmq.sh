@@ -7,7 +7,7 @@
 #   scripts/rabbitmq.sh start|stop|status|ctl ARGS...|wait
 #
 # Settings (environment):
-#   RABBIT_NODE   node name              (default rabbit-daribridge@localhost)
+#   RABBIT_NODE   node name              (default daribridge-<port>@localhost)
 #   RABBIT_PORT   AMQP port on 127.0.0.1 (default 5672)
 #   RABBIT_DIR    state folder           (default <repo>/.rabbitmq/<port>)
 #
@@ -17,7 +17,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 port=${RABBIT_PORT:-5672}
-node=${RABBIT_NODE:-rabbit-daribridge@localhost}
+node=${RABBIT_NODE:-daribridge-$port@localhost}
 dir=${RABBIT_DIR:-$here/.rabbitmq/$port}
 dist_port=$((port + 20000))
 

@@ -21,5 +21,5 @@ if ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
     echo "run.sh: broker $host:$port is not reachable; the worker will keep retrying" >&2
   fi
 fi
-swift build -c release --product dari-bridge
+swift build -c release --static-swift-stdlib --product dari-bridge
 exec .build/release/dari-bridge run "$@"

@@ -9,14 +9,15 @@ import Synchronization
 // messages/s (worker start to last outcome), p50/p99 publish-to-outcome
 // latency and the worker's peak RSS (VmHWM). Not a test: nothing asserts.
 //
-//   dari-bridge-bench [--amqp-url URL] [--worker PATH] [--messages N] [--messages-delayed N]
+//   dari-bridge-bench [--amqp-url URL] [--worker PATH] [--messages N] [--rounds-delayed R]
 //                     [--concurrency 16,64,256] [--delays-ms 0,100] [--json FILE] [--idle-seconds S]
 
 struct Options {
     var amqpURL = "amqp://guest:guest@127.0.0.1:5672/%2F"
     var worker = ".build/release/dari-bridge"
     var messages = 20_000
-    var messagesDelayed = 5_000
+    /// With a delayed Dari: this many rounds of the concurrency window (at least 2,000 messages).
+    var roundsDelayed = 60
     var concurrency = [16, 64, 256]
     var delaysMs = [0, 100]
     var json = "bench-results/latest.json"
@@ -33,7 +34,7 @@ func parseOptions() -> Options {
         case "--amqp-url": o.amqpURL = v
         case "--worker": o.worker = v
         case "--messages": o.messages = Int(v) ?? o.messages
-        case "--messages-delayed": o.messagesDelayed = Int(v) ?? o.messagesDelayed
+        case "--rounds-delayed": o.roundsDelayed = Int(v) ?? o.roundsDelayed
         case "--concurrency": o.concurrency = ints(v)
         case "--delays-ms": o.delaysMs = ints(v)
         case "--json": o.json = v
@@ -56,7 +57,12 @@ struct Result: Codable {
     var p50LatencyMs: Double
     var p99LatencyMs: Double
     var peakRSSMB: Double
+    /// Private (anonymous) part of the RSS at its peak; the rest is file-backed code pages.
+    var peakAnonMB: Double
+    /// VmRSS at each tenth of the run: flat means no growth.
+    var rssMBByTenth: [Double]
     var ideal: Double?
+    var dariRequests: Int
 }
 
 final class Stamps: Sendable {
@@ -108,7 +114,7 @@ func stopWorker(_ p: Process) async {
 }
 
 func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Result {
-    let n = delayMs == 0 ? o.messages : o.messagesDelayed
+    let n = delayMs == 0 ? o.messages : max(2_000, concurrency * o.roundsDelayed)
     let dari = try await FakeDari.start(defaultReply: FakeDari.Reply(status: 200, body: #"{"ok":true}"#, delay: .milliseconds(delayMs)), record: false)
     let url = try AMQPURL(parsing: o.amqpURL)
     let suffix = UUID().uuidString.prefix(8)
@@ -150,11 +156,14 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
     var seen = Set<Int>()
     var last = start
     var peak = 0.0
+    var peakAnon = 0.0
+    var byTenth: [Double] = []
     for try await d in consumer.deliveries {
         let t = now()
         if d.deliveryTag % 500 == 0 {
             try conn.ack(deliveryTag: d.deliveryTag, multiple: true)
             peak = max(peak, procStatus(worker.processIdentifier, "VmHWM") ?? 0)
+            peakAnon = max(peakAnon, procStatus(worker.processIdentifier, "RssAnon") ?? 0)
         }
         // The outcome's message_id is the input's (in the JSON body).
         if let r = d.body.firstRange(of: Array(#""message_id":""#.utf8)),
@@ -163,6 +172,9 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
            seen.insert(id).inserted {
             latencies.append(Double(t - publishedAt.times.withLock { $0[id] }) / 1e6)
             last = t
+            if seen.count % max(1, n / 10) == 0 && byTenth.count < 10 {
+                byTenth.append((procStatus(worker.processIdentifier, "VmRSS") ?? 0) / 1024)
+            }
         }
         if seen.count == n { break }
     }
@@ -170,14 +182,16 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
     await stopWorker(worker)
     try await conn.deleteQueue(queue)
     await conn.close()
+    let posts = dari.requestCount
     try await dari.shutdown()
     latencies.sort()
     let seconds = Double(last - start) / 1e9
     func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
     return Result(mode: delayMs == 0 ? "instant" : "dari \(delayMs) ms", dariDelayMs: delayMs, concurrency: concurrency,
                   messages: n, seconds: seconds, messagesPerSecond: Double(n) / seconds,
-                  p50LatencyMs: pct(0.5), p99LatencyMs: pct(0.99), peakRSSMB: peak / 1024,
-                  ideal: delayMs == 0 ? nil : Double(concurrency) / (Double(delayMs) / 1000))
+                  p50LatencyMs: pct(0.5), p99LatencyMs: pct(0.99), peakRSSMB: peak / 1024, peakAnonMB: peakAnon / 1024,
+                  rssMBByTenth: byTenth,
+                  ideal: delayMs == 0 ? nil : Double(concurrency) / (Double(delayMs) / 1000), dariRequests: posts)
 }
 
 func idleCPU(_ o: Options) async throws -> Double {
@@ -199,13 +213,17 @@ func idleCPU(_ o: Options) async throws -> Double {
 
 let options = parseOptions()
 var results: [Result] = []
-print(String(format: "%-12@ %5@ %7@ %9@ %9@ %9@ %9@ %8@", "mode" as NSString, "conc" as NSString, "msgs" as NSString, "msg/s" as NSString, "ideal" as NSString, "p50 ms" as NSString, "p99 ms" as NSString, "RSS MB" as NSString))
+func col(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating: " ", count: w - s.count) + s }
+print(["mode".padding(toLength: 12, withPad: " ", startingAt: 0), col("conc", 5), col("msgs", 7), col("msg/s", 8), col("ideal", 7),
+       col("p50 ms", 9), col("p99 ms", 9), col("RSS MB", 7), col("anon MB", 7), col("POSTs", 7)].joined(separator: " "))
 for delay in options.delaysMs {
     for c in options.concurrency {
         let r = try await runMode(options, delayMs: delay, concurrency: c)
         results.append(r)
-        print(String(format: "%-12@ %5d %7d %9.0f %9@ %9.1f %9.1f %8.1f", r.mode as NSString, r.concurrency, r.messages, r.messagesPerSecond,
-                     (r.ideal.map { String(format: "%.0f", $0) } ?? "-") as NSString, r.p50LatencyMs, r.p99LatencyMs, r.peakRSSMB))
+        print([r.mode.padding(toLength: 12, withPad: " ", startingAt: 0), col("\(r.concurrency)", 5), col("\(r.messages)", 7),
+               col(String(format: "%.0f", r.messagesPerSecond), 8), col(r.ideal.map { String(format: "%.0f", $0) } ?? "-", 7),
+               col(String(format: "%.1f", r.p50LatencyMs), 9), col(String(format: "%.1f", r.p99LatencyMs), 9),
+               col(String(format: "%.1f", r.peakRSSMB), 7), col(String(format: "%.1f", r.peakAnonMB), 7), col("\(r.dariRequests)", 7)].joined(separator: " "))
     }
 }
 var idle: Double? = nil
