@@ -7,7 +7,7 @@ import Synchronization
 /// developer's broker nor the suite's main test broker is touched.
 enum FaultBroker {
     static let port = Int(ProcessInfo.processInfo.environment["DARI_BRIDGE_FAULT_RABBIT_PORT"] ?? "") ?? 5690
-    static let node = "daribridge-faults@localhost"
+    static var node: String { "daribridge-faults-\(port)@localhost" }
     static var url: AMQPURL { AMQPURL(host: "127.0.0.1", port: port) }
     static var urlString: String { "amqp://guest:guest@127.0.0.1:\(port)/%2F" }
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
