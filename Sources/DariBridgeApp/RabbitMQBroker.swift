@@ -25,8 +25,8 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
     let state = Mutex(State())
     public let deliveries: AsyncStream<InboundMessage>
     let continuation: AsyncStream<InboundMessage>.Continuation
-    let droppedAcks = Atomic<Int>(0)
-    let reconnects = Atomic<Int>(0)
+    public let droppedAcks = Atomic<Int>(0)
+    public let reconnects = Atomic<Int>(0)
 
     public init(config: Configuration, logger: Logger) {
         self.config = config

@@ -48,6 +48,21 @@ enum FaultBroker {
         return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
     }
 
+    /// The pid of the fault node's Erlang VM (its environment names the node;
+    /// the command line does not).
+    static func beamPid() -> pid_t? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for entry in entries {
+            guard let pid = pid_t(entry),
+                  let cmd = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+                  String(decoding: cmd.prefix(while: { $0 != 0 }), as: UTF8.self).hasSuffix("beam.smp"),
+                  let env = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { continue }
+            let vars = env.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if vars.contains("RABBITMQ_NODENAME=\(node)") { return pid }
+        }
+        return nil
+    }
+
     static func start() throws {
         let r = try script("start")
         guard r.status == 0 else { throw HarnessError("fault broker did not start: \(r.output)") }

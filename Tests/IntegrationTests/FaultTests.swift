@@ -243,4 +243,25 @@ final class FaultRig: Sendable {
         #expect(status == 0)
         #expect(worker.log.contains("broker blocked publishing"))
     }
+
+    /// A broker that stops answering (SIGSTOP: a hung node or a silent network
+    /// partition) must be noticed by the heartbeat check, not wait for TCP.
+    @Test func frozenBrokerIsDetectedByHeartbeatTimeout() async throws {
+        let rig = try await FaultRig(dariDelay: .milliseconds(5))
+        try await rig.publish(20, prefix: "warm")
+        let worker = try rig.startWorker(extra: ["DARI_BRIDGE_HEARTBEAT_S": "2"])
+        #expect(await rig.observer.waitForDistinct(20, timeout: .seconds(30)) == 20)
+        let beam = try #require(FaultBroker.beamPid(), "no beam.smp process for \(FaultBroker.node)")
+        kill(beam, SIGSTOP)
+        try await Task.sleep(for: .seconds(9))
+        let noticed = worker.log.contains("broker connection lost")
+        kill(beam, SIGCONT)
+        try await rig.publish(50, prefix: "thawed")
+        let seen = await rig.observer.waitForDistinct(70, timeout: .seconds(60))
+        rig.report("broker frozen 9 s (heartbeat 2 s)", messages: 70)
+        let status = await rig.finish(worker)
+        #expect(noticed, "the worker did not notice a silent broker within 9 s:\n\(worker.log.suffix(2000))")
+        #expect(seen == 70)
+        #expect(status == 0)
+    }
 }
