@@ -123,25 +123,15 @@ public final class ResumePipeline: Sendable {
     /// Hands the message to a delay queue (confirmed), then acks the delivery.
     private func deferToDelayQueue(_ message: InboundMessage, attempts: Int, delay: Duration, log: Logger) async {
         log.debug("long wait: moving to a delay queue", metadata: ["attempts": "\(attempts)", "delay": "\(delay)"])
-        var backoff = Duration.milliseconds(100)
-        while true {
-            do throws(PublishFailure) {
-                try await broker.deferMessage(message, attempts: attempts, delay: delay)
-                metrics.deferred.add(1, ordering: .relaxed)
-                await broker.ack(message.token)
-                return
-            } catch {
-                metrics.publishRetries.add(1, ordering: .relaxed)
-                log.debug("delay queue publish failed; retrying", metadata: ["error": "\(error)"])
-            }
-            do {
-                try await Task.sleep(for: backoff)
-            } catch {
-                metrics.abandoned.add(1, ordering: .relaxed)
-                return
-            }
-            backoff = min(backoff * 2, .seconds(5))
+        let moved = await untilConfirmed(log: log) { () throws(PublishFailure) in
+            try await self.broker.deferMessage(message, attempts: attempts, delay: delay)
         }
+        guard moved else {
+            metrics.abandoned.add(1, ordering: .relaxed)
+            return
+        }
+        metrics.deferred.add(1, ordering: .relaxed)
+        await broker.ack(message.token)
     }
 
     private func failed(_ message: InboundMessage, _ receivedAt: Date, url: String?, error: Outcome.ErrorKind, detail: String) -> Outcome {
@@ -168,19 +158,30 @@ public final class ResumePipeline: Sendable {
     }
 
     private func publishReliably(_ message: OutgoingMessage, log: Logger) async -> Bool {
+        await untilConfirmed(log: log) { () throws(PublishFailure) in
+            try await self.broker.publish(message)
+        }
+    }
+
+    /// Runs a broker publish until the broker confirms it, backing off from
+    /// 100 ms to 5 s between transient failures. An unroutable (mandatory)
+    /// message counts as done: only the reply_to copy is mandatory, and a
+    /// missing reply queue is the requester's business. Returns false only when
+    /// cancelled first (shutdown past the drain deadline).
+    private func untilConfirmed(log: Logger, _ publish: () async throws(PublishFailure) -> Void) async -> Bool {
         var delay = Duration.milliseconds(100)
         while true {
             do throws(PublishFailure) {
-                try await broker.publish(message)
+                try await publish()
                 return true
             } catch {
                 switch error {
                 case .unroutable(let reason):
-                    log.warning("outcome copy to reply_to could not be routed", metadata: ["reply_to": "\(message.routingKey)", "reason": "\(reason)"])
+                    log.warning("outcome copy to reply_to could not be routed", metadata: ["reason": "\(reason)"])
                     return true
                 case .transient(let reason):
                     metrics.publishRetries.add(1, ordering: .relaxed)
-                    log.debug("outcome publish failed; retrying", metadata: ["reason": "\(reason)"])
+                    log.debug("publish failed; retrying", metadata: ["reason": "\(reason)"])
                 }
             }
             do {
