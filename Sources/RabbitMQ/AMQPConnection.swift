@@ -192,6 +192,11 @@ public final class AMQPConnection: Sendable {
         if let error = enqueue({ io in io.reject(deliveryTag, requeue: requeue) }) { throw error }
     }
 
+    /// `basic.nack`: like reject, optionally for every unacked tag up to this one.
+    public func nack(deliveryTag: UInt64, multiple: Bool = false, requeue: Bool) throws {
+        if let error = enqueue({ io in io.nack(deliveryTag, multiple: multiple, requeue: requeue) }) { throw error }
+    }
+
     // MARK: - Publishing
 
     /// Publishes and returns once the broker confirmed the message. Throws

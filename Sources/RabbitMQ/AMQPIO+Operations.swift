@@ -82,6 +82,12 @@ extension AMQPIO {
         if status != AMQP_STATUS_OK.rawValue { fail(.library(status, "basic.reject")) }
     }
 
+    func nack(_ tag: UInt64, multiple: Bool, requeue: Bool) {
+        guard failure == nil else { return }
+        let status = amqp_basic_nack(state, channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
+        if status != AMQP_STATUS_OK.rawValue { fail(.library(status, "basic.nack")) }
+    }
+
     func publish(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties, mandatory: Bool,
                  continuation: CheckedContinuation<Void, Error>) {
         if let failure {

@@ -149,4 +149,46 @@ import Testing
         try await check.deleteQueue(queue)
         await check.close()
     }
+
+    @Test func brokerNackOfAPublishIsATypedError() async throws {
+        // A full queue with overflow "reject-publish" makes the broker nack.
+        let conn = try await TestBroker.connect()
+        let queue = try await conn.declareQueue(TestBroker.uniqueName("t.full"), durable: false, autoDelete: false,
+                                                arguments: ["x-max-length": .int(1), "x-overflow": .string("reject-publish")]).name
+        try await conn.publish(exchange: "", routingKey: queue, body: [1])
+        do {
+            try await conn.publish(exchange: "", routingKey: queue, body: [2])
+            Issue.record("publish to a full reject-publish queue was confirmed")
+        } catch let error as AMQPError {
+            #expect(error.kind == .nacked)
+        }
+        #expect(conn.isOpen)
+        try await conn.deleteQueue(queue)
+        await conn.close()
+    }
+
+    @Test func nackAndRejectRequeueOrDrop() async throws {
+        let conn = try await TestBroker.connect()
+        let queue = try await conn.declareQueue(TestBroker.uniqueName("t.nack"), durable: false).name
+        for i in 0..<3 { try await conn.publish(exchange: "", routingKey: queue, body: [UInt8(i)]) }
+        let consumer = try await conn.consume(queue: queue)
+        var firstRound: [UInt8] = []
+        var redelivered: [UInt8] = []
+        for try await d in consumer.deliveries {
+            if !d.redelivered {
+                firstRound.append(d.body[0])
+                if d.body[0] == 0 { try conn.reject(deliveryTag: d.deliveryTag, requeue: false) }  // dropped
+                if d.body[0] == 2 { try conn.nack(deliveryTag: d.deliveryTag, multiple: true, requeue: true) }  // 1 and 2 back
+            } else {
+                redelivered.append(d.body[0])
+                try conn.ack(deliveryTag: d.deliveryTag)
+                if redelivered.count == 2 { break }
+            }
+        }
+        #expect(firstRound == [0, 1, 2])
+        #expect(redelivered.sorted() == [1, 2])
+        try await conn.cancel(consumerTag: consumer.tag)
+        #expect(try await conn.deleteQueue(queue) == 0)
+        await conn.close()
+    }
 }
