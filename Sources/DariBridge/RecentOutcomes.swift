@@ -12,7 +12,8 @@ public final class RecentOutcomes: Sendable {
     public let ttl: Duration
 
     private struct Entry {
-        var outcome: Outcome
+        /// nil: the message was handed to a delay queue (a delayed copy carries it on).
+        var outcome: Outcome?
         var storedAt: ContinuousClock.Instant
     }
     private struct State {
@@ -41,8 +42,27 @@ public final class RecentOutcomes: Sendable {
     }
 
     public func remember(_ outcome: Outcome, for key: String, now: ContinuousClock.Instant = .now) {
+        store(Entry(outcome: outcome, storedAt: now), for: key)
+    }
+
+    /// Remembers that the message went to a delay queue: a redelivery of the
+    /// original (its ack was lost) is then acked without a POST.
+    public func rememberDeferred(_ key: String, now: ContinuousClock.Instant = .now) {
+        store(Entry(outcome: nil, storedAt: now), for: key)
+    }
+
+    /// Whether the latest thing remembered for `key` is a hand-off to a delay queue.
+    public func wasDeferred(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
         state.withLock { s in
-            s.entries[key] = Entry(outcome: outcome, storedAt: now)
+            guard let e = s.entries[key], now - e.storedAt <= ttl else { return false }
+            return e.outcome == nil
+        }
+    }
+
+    private func store(_ entry: Entry, for key: String) {
+        let now = entry.storedAt
+        state.withLock { s in
+            s.entries[key] = entry
             s.order.append((key, now))
             while s.entries.count > capacity, s.head < s.order.count {
                 let oldest = s.order[s.head]

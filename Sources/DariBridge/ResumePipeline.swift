@@ -23,6 +23,7 @@ public final class ResumePipeline: Sendable {
     public let broker: any MessageBroker
     public let recent: RecentOutcomes
     public let metrics: PipelineMetrics
+    let inFlight = InFlightMessages()
     let logger: Logger
 
     public init(settings: PipelineSettings, executor: ResumeExecutor, broker: any MessageBroker,
@@ -69,6 +70,18 @@ public final class ResumePipeline: Sendable {
             outcome = failed(message, receivedAt, url: invalid.resumeURL, error: .invalidMessage, detail: invalid.detail)
         case .success(let request):
             let key = RecentOutcomes.identity(messageId: message.messageId, request: request)
+            if message.redelivered {
+                // The original may still be running here (its ack will be dropped): wait for it.
+                await inFlight.waitUntilDone(key)
+            }
+            let registered = inFlight.begin(key)
+            defer { if registered { inFlight.end(key) } }
+            if message.redelivered, recent.wasDeferred(key) {
+                log.debug("redelivered message that already went to a delay queue: acked, no POST")
+                metrics.republishedFromMemory.add(1, ordering: .relaxed)
+                await broker.ack(message.token)
+                return
+            }
             if message.redelivered, let known = recent.lookup(key) {
                 log.debug("redelivered message with a known outcome: republishing it, no POST")
                 metrics.republishedFromMemory.add(1, ordering: .relaxed)
@@ -89,7 +102,7 @@ public final class ResumePipeline: Sendable {
                 }
                 if case .deferred(let delay) = result.kind {
                     metrics.httpAttempts.add(result.attempts - prior, ordering: .relaxed)
-                    await deferToDelayQueue(message, attempts: result.attempts, delay: delay, log: log)
+                    await deferToDelayQueue(message, key: key, attempts: result.attempts, delay: delay, log: log)
                     return
                 }
                 metrics.httpAttempts.add(result.attempts - prior, ordering: .relaxed)
@@ -121,7 +134,7 @@ public final class ResumePipeline: Sendable {
     }
 
     /// Hands the message to a delay queue (confirmed), then acks the delivery.
-    private func deferToDelayQueue(_ message: InboundMessage, attempts: Int, delay: Duration, log: Logger) async {
+    private func deferToDelayQueue(_ message: InboundMessage, key: String, attempts: Int, delay: Duration, log: Logger) async {
         log.debug("long wait: moving to a delay queue", metadata: ["attempts": "\(attempts)", "delay": "\(delay)"])
         let moved = await untilConfirmed(log: log) { () throws(PublishFailure) in
             try await self.broker.deferMessage(message, attempts: attempts, delay: delay)
@@ -131,6 +144,7 @@ public final class ResumePipeline: Sendable {
             return
         }
         metrics.deferred.add(1, ordering: .relaxed)
+        recent.rememberDeferred(key)
         await broker.ack(message.token)
     }
 
@@ -153,7 +167,11 @@ public final class ResumePipeline: Sendable {
         let reply = OutgoingMessage(exchange: "", routingKey: replyTo, body: body, messageId: UUID().uuidString,
                                     correlationId: message.correlationId, mandatory: true)
         async let mainDone = publishReliably(main, log: log)
-        let replyDone = await publishReliably(reply, log: log)
+        // reply_to is the requester's choice: a copy the broker keeps refusing
+        // (a full reject-publish queue) must not hold the input forever.
+        let replyDone = await untilConfirmed(log: log, maxTransientFailures: Self.replyCopyAttempts) { () throws(PublishFailure) in
+            try await self.broker.publish(reply)
+        }
         return await mainDone && replyDone
     }
 
@@ -168,8 +186,11 @@ public final class ResumePipeline: Sendable {
     /// message counts as done: only the reply_to copy is mandatory, and a
     /// missing reply queue is the requester's business. Returns false only when
     /// cancelled first (shutdown past the drain deadline).
-    private func untilConfirmed(log: Logger, _ publish: () async throws(PublishFailure) -> Void) async -> Bool {
+    static let replyCopyAttempts = 5
+
+    private func untilConfirmed(log: Logger, maxTransientFailures: Int? = nil, _ publish: () async throws(PublishFailure) -> Void) async -> Bool {
         var delay = Duration.milliseconds(100)
+        var failures = 0
         while true {
             do throws(PublishFailure) {
                 try await publish()
@@ -180,6 +201,11 @@ public final class ResumePipeline: Sendable {
                     log.warning("outcome copy to reply_to could not be routed", metadata: ["reason": "\(reason)"])
                     return true
                 case .transient(let reason):
+                    failures += 1
+                    if let maxTransientFailures, failures >= maxTransientFailures {
+                        log.warning("outcome copy to reply_to refused repeatedly; giving up on the copy", metadata: ["reason": "\(reason)"])
+                        return true
+                    }
                     metrics.publishRetries.add(1, ordering: .relaxed)
                     log.debug("publish failed; retrying", metadata: ["reason": "\(reason)"])
                 }

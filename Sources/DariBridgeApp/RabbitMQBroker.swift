@@ -15,9 +15,6 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
         var stopping = false
         var ready = false
         var connects = 0
-        /// Delay queues declared on the current connection (by incarnation).
-        var delayQueues: Set<String> = []
-        var delayQueuesIncarnation: UInt64 = 0
     }
 
     let config: Configuration
@@ -129,8 +126,8 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
             s.stopping = true
             return (s.connection, s.consumerTag)
         }
+        continuation.finish()  // the pipeline takes nothing more, whatever the broker does
         if let conn, let tag { try? await conn.cancel(consumerTag: tag) }
-        continuation.finish()
     }
 
     /// Closes the connection; acks queued before are written first.
@@ -163,33 +160,26 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
 
     /// Delay queues are per delay (rounded up to whole seconds): a message TTL
     /// and a dead-letter route back to the input queue through the default
-    /// exchange. They expire when unused for twice their delay plus a minute.
+    /// exchange. They expire when unused for twice their delay plus a minute;
+    /// publishing does not count as use for `x-expires`, so the queue is
+    /// declared again before every hand-off (which renews the lease, and
+    /// re-creates a queue that expired or was deleted).
     public func deferMessage(_ message: InboundMessage, attempts: Int, delay: Duration) async throws(PublishFailure) {
         guard let conn = state.withLock({ $0.connection }), conn.isOpen else {
             throw .transient("not connected to the broker")
         }
         let seconds = max(1, Int((delay + .milliseconds(999)).components.seconds))
         let name = "\(config.queue).delay.\(seconds)s"
-        let known = state.withLock { s in
-            if s.delayQueuesIncarnation != conn.incarnation {
-                s.delayQueues = []
-                s.delayQueuesIncarnation = conn.incarnation
-            }
-            return s.delayQueues.contains(name)
-        }
         var headers = message.headers
         headers[attemptsHeader] = "\(attempts)"
         do {
-            if !known {
-                let ttl = Int64(seconds) * 1000
-                try await conn.declareQueue(name, durable: true, arguments: [
-                    "x-message-ttl": .int(ttl),
-                    "x-dead-letter-exchange": .string(""),
-                    "x-dead-letter-routing-key": .string(config.queue),
-                    "x-expires": .int(ttl * 2 + 60_000),
-                ])
-                state.withLock { _ = $0.delayQueues.insert(name) }
-            }
+            let ttl = Int64(seconds) * 1000
+            try await conn.declareQueue(name, durable: true, arguments: [
+                "x-message-ttl": .int(ttl),
+                "x-dead-letter-exchange": .string(""),
+                "x-dead-letter-routing-key": .string(config.queue),
+                "x-expires": .int(ttl * 2 + 60_000),
+            ])
             try await conn.publish(
                 exchange: "", routingKey: name, body: message.body,
                 properties: AMQPProperties(contentType: "application/json", messageId: message.messageId,

@@ -30,13 +30,16 @@ public final class WorkerService: Service, Sendable {
         try? await gracefulShutdown()
         let inFlight = pipeline.metrics.inFlight.load(ordering: .relaxed)
         logger.info("shutting down: no new deliveries; draining", metadata: ["in_flight": "\(inFlight)", "drain_timeout": "\(drainTimeout)"])
-        await broker.stopConsuming()
+        // The deadline runs from the signal on, whatever the broker does.
+        let drainTimeout = self.drainTimeout
         let deadline = Task {
             try await Task.sleep(for: drainTimeout)
             processing.cancel()
         }
+        let stopping = Task { await broker.stopConsuming() }
         await processing.value
         deadline.cancel()
+        await stopping.value
         let left = pipeline.metrics.abandoned.load(ordering: .relaxed)
         supervisor.cancel()
         await supervisor.value

@@ -203,13 +203,24 @@ public final class AMQPConnection: Sendable {
     /// `.nacked` on a nack, `.returned` when `mandatory` and unroutable, or the
     /// connection's error if it ends first (the outcome is then unknown).
     public func publish(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            let refused = enqueue { io in
-                io.publish(exchange: exchange, routingKey: routingKey, body: body, properties: properties, mandatory: mandatory, continuation: continuation)
+        let id = Self.publishIds.add(1, ordering: .relaxed).newValue
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                let refused = enqueue { io in
+                    io.publish(exchange: exchange, routingKey: routingKey, body: body, properties: properties, mandatory: mandatory,
+                               id: id, continuation: continuation)
+                }
+                if let refused { continuation.resume(throwing: refused) }
             }
-            if let refused { continuation.resume(throwing: refused) }
+        } onCancel: {
+            // Stop waiting for the confirm (e.g. shutdown past the drain
+            // deadline while the broker withholds confirms). The message may
+            // still be confirmed later; the caller must not ack its input.
+            enqueue { io in io.abandonPublish(id: id) }
         }
     }
+
+    private static let publishIds = Atomic<UInt64>(0)
 
     // MARK: - Closing
 

@@ -33,7 +33,7 @@ extension AMQPIO {
             }
             let messageId = message.properties._flags & Flag.messageId != 0 ? message.properties.message_id.swiftString : nil
             amqp_destroy_message(&message)
-            markReturned(messageId: messageId, error: error)
+            markReturned(exchange: ret.exchange.swiftString, routingKey: ret.routing_key.swiftString, messageId: messageId, error: error)
         case Method.channelClose:
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             var ok = amqp_channel_close_ok_t()
@@ -86,10 +86,14 @@ extension AMQPIO {
     }
 
     /// A `basic.return` comes before the confirm of the same message. We find
-    /// the publish by its message id, else the oldest unconfirmed mandatory one.
-    private func markReturned(messageId: String?, error: AMQPError) {
-        let index = pending.firstIndex(where: { $0.mandatory && $0.returned == nil && messageId != nil && $0.messageId == messageId })
-            ?? pending.firstIndex(where: { $0.mandatory && $0.returned == nil })
-        if let index { pending[index].returned = error }
+    /// the publish by exchange, routing key and message id together (never by
+    /// guessing from a different destination); identical publishes are
+    /// interchangeable, so the oldest match is taken.
+    private func markReturned(exchange: String, routingKey: String, messageId: String?, error: AMQPError) {
+        if let index = pending.firstIndex(where: {
+            $0.mandatory && $0.returned == nil && $0.exchange == exchange && $0.routingKey == routingKey && $0.messageId == messageId
+        }) {
+            pending[index].returned = error
+        }
     }
 }

@@ -60,6 +60,16 @@ extension AMQPIO {
         try ensureAlive()
         guard consumers[consumerTag] != nil else { return }
         let arena = CArena()
+        // Cancelling is part of shutting down: wait 2 s at most for cancel-ok.
+        // A broker in a resource alarm stops reading from blocked connections,
+        // and a shutdown must not hang on it (the connection then counts as
+        // failed, and closing it returns the unacked messages to the queue).
+        var short = timeval(tv_sec: 2, tv_usec: 0)
+        amqp_set_rpc_timeout(state, &short)
+        defer {
+            var normal = timeval(tv_sec: options.rpcTimeoutSeconds, tv_usec: 0)
+            amqp_set_rpc_timeout(state, &normal)
+        }
         amqp_basic_cancel(state, channel, arena.bytes(consumerTag))
         try check("basic.cancel")
         // Deliveries that arrived while we waited for cancel-ok were queued by
@@ -82,6 +92,13 @@ extension AMQPIO {
         if status != AMQP_STATUS_OK.rawValue { fail(.library(status, "basic.reject")) }
     }
 
+    /// The caller stopped waiting (cancelled): resume it now; a later confirm
+    /// for this publish finds nothing and is ignored.
+    func abandonPublish(id: UInt64) {
+        guard let index = pending.firstIndex(where: { $0.id == id }) else { return }
+        pending.remove(at: index).continuation.resume(throwing: CancellationError())
+    }
+
     func nack(_ tag: UInt64, multiple: Bool, requeue: Bool) {
         guard failure == nil else { return }
         let status = amqp_basic_nack(state, channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
@@ -89,7 +106,7 @@ extension AMQPIO {
     }
 
     func publish(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties, mandatory: Bool,
-                 continuation: CheckedContinuation<Void, Error>) {
+                 id: UInt64, continuation: CheckedContinuation<Void, Error>) {
         if let failure {
             continuation.resume(throwing: failure)
             return
@@ -107,7 +124,8 @@ extension AMQPIO {
             continuation.resume(throwing: e)
             return
         }
-        pending.append(PendingPublish(seq: nextPublishSeq, continuation: continuation, messageId: properties.messageId, mandatory: mandatory))
+        pending.append(PendingPublish(seq: nextPublishSeq, id: id, continuation: continuation, exchange: exchange,
+                                      routingKey: routingKey, messageId: properties.messageId, mandatory: mandatory))
         nextPublishSeq += 1
     }
 }

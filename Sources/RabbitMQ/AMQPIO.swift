@@ -15,7 +15,11 @@ final class AMQPIO {
 
     struct PendingPublish {
         let seq: UInt64
+        /// Identifies the publish to its caller, who may abandon it (cancellation).
+        let id: UInt64
         let continuation: CheckedContinuation<Void, Error>
+        let exchange: String
+        let routingKey: String
         let messageId: String?
         let mandatory: Bool
         var returned: AMQPError?
@@ -165,7 +169,9 @@ final class AMQPIO {
     }
 
     private func closeGracefully() {
-        // Bounded by the rpc timeout set at connect.
+        // Short: a broker that blocks us (resource alarm) may not read the close.
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        amqp_set_rpc_timeout(state, &timeout)
         _ = amqp_channel_close(state, channel, AMQP_REPLY_SUCCESS)
         _ = amqp_connection_close(state, AMQP_REPLY_SUCCESS)
     }

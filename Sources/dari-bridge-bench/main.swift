@@ -115,7 +115,7 @@ func stopWorker(_ p: Process) async {
 
 func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Result {
     let n = delayMs == 0 ? o.messages : max(2_000, concurrency * o.roundsDelayed)
-    let dari = try await FakeDari.start(defaultReply: FakeDari.Reply(status: 200, body: #"{"ok":true}"#, delay: .milliseconds(delayMs)), record: false)
+    let dari = try await FakeDari.start(defaultReply: FakeDari.Reply(status: 200, body: #"{"ok":true}"#, delay: .milliseconds(delayMs)), record: false, eventLoopThreads: 2)
     let url = try AMQPURL(parsing: o.amqpURL)
     let suffix = UUID().uuidString.prefix(8)
     let queue = "bench.requests.\(suffix)", exchange = "bench.results.\(suffix)"

@@ -21,10 +21,12 @@ final class InMemoryBroker: MessageBroker {
 
     private let state: Mutex<State>
     private let mandatoryIsUnroutable: Bool
+    private let mandatoryAlwaysFails: Bool
 
-    init(failFirstPublishes: Int = 0, mandatoryIsUnroutable: Bool = false) {
+    init(failFirstPublishes: Int = 0, mandatoryIsUnroutable: Bool = false, mandatoryAlwaysFails: Bool = false) {
         state = Mutex(State(transientFailuresLeft: failFirstPublishes))
         self.mandatoryIsUnroutable = mandatoryIsUnroutable
+        self.mandatoryAlwaysFails = mandatoryAlwaysFails
     }
 
     func publish(_ message: OutgoingMessage) async throws(PublishFailure) {
@@ -32,6 +34,11 @@ final class InMemoryBroker: MessageBroker {
             if s.transientFailuresLeft > 0 {
                 s.transientFailuresLeft -= 1
                 let failure = PublishFailure.transient("scripted failure")
+                s.events.append(.publishFailed(message, failure))
+                return failure
+            }
+            if message.mandatory && mandatoryAlwaysFails {
+                let failure = PublishFailure.transient("nacked (reply queue full)")
                 s.events.append(.publishFailed(message, failure))
                 return failure
             }

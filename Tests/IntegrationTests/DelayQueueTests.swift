@@ -49,4 +49,26 @@ import Testing
         #expect(h.dari.requestCount(id: "spent") == 0)
         #expect(h.outcome(for: "spent")?.body?.error == "retries_exhausted")
     }
+
+    @Test func aDelayQueueDeletedBetweenHandOffsIsDeclaredAgain() async throws {
+        let h = try await Harness(maxAttempts: 4) { $0.maxInMemoryWaitMs = 500; $0.maxRetryAfterMs = 10_000 }
+        for id in ["first", "second"] {
+            h.dari.script(id: id, [FakeDari.Reply(status: 429, headers: [("Retry-After", "1")]), .ok()])
+        }
+        h.startWorker()
+        try await h.publish(id: "first")
+        await h.waitForOutcomes(1, timeout: .seconds(20))
+        let admin = try await AMQPConnection.connect(to: h.config.amqpURL)
+        try await admin.deleteQueue("\(h.config.queue).delay.1s")  // expired or deleted by an operator
+        await admin.close()
+        try await h.publish(id: "second")
+        let got = await h.waitForOutcomes(2, timeout: .seconds(20))
+        await h.stop()
+        #expect(got.count == 2)
+        #expect(h.outcome(for: "second")?.body?.status == "succeeded")
+        #expect(h.outcome(for: "second")?.body?.attempts == 2)
+        let check = try await AMQPConnection.connect(to: h.config.amqpURL)
+        try await check.deleteQueue("\(h.config.queue).delay.1s")
+        await check.close()
+    }
 }

@@ -264,4 +264,30 @@ final class FaultRig: Sendable {
         #expect(seen == 70)
         #expect(status == 0)
     }
+
+    /// SIGTERM while the broker withholds confirms (memory alarm): the drain
+    /// deadline still holds, the worker exits 0, nothing unconfirmed is acked.
+    @Test func sigtermDuringAMemoryAlarmExitsAtTheDrainDeadline() async throws {
+        let rig = try await FaultRig(dariDelay: .milliseconds(300))
+        try await rig.publish(100)
+        let worker = try rig.startWorker(concurrency: 16, extra: ["DARI_BRIDGE_DRAIN_TIMEOUT_MS": "2000"])
+        _ = await rig.observer.waitForDistinct(5, timeout: .seconds(60))
+        _ = try FaultBroker.ctl("set_vm_memory_high_watermark", "0.000001")
+        try await Task.sleep(for: .seconds(2))
+        let before = rig.observer.distinct
+        let start = ContinuousClock.now
+        worker.signal(SIGTERM)
+        let status = await worker.waitForExit(timeout: .seconds(30))
+        let took = ContinuousClock.now - start
+        _ = try FaultBroker.ctl("set_vm_memory_high_watermark", "0.4")
+        // Whatever was not confirmed is back on the queue: a new worker finishes it.
+        let second = try rig.startWorker(concurrency: 16)
+        let seen = await rig.observer.waitForDistinct(100, timeout: .seconds(60))
+        rig.report("SIGTERM during memory alarm (before: \(before))", messages: 100)
+        let status2 = await rig.finish(second)
+        #expect(status == 0, "\(worker.log.suffix(2000))")
+        #expect(took < .seconds(15), "took \(took)")
+        #expect(seen == 100)
+        #expect(status2 == 0)
+    }
 }
