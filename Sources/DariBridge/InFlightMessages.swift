@@ -33,6 +33,4 @@ final class InFlightMessages: Sendable {
             if now { continuation.resume() }
         }
     }
-
-    var count: Int { state.withLock { $0.count } }
 }

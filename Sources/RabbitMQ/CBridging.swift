@@ -59,14 +59,6 @@ final class CArena {
         return amqp_bytes_t(len: array.count, bytes: p)
     }
 
-    func cString(_ string: String) -> UnsafePointer<CChar> {
-        let utf8 = Array(string.utf8CString)
-        let p = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count)
-        p.initialize(from: utf8, count: utf8.count)
-        allocations.append(UnsafeMutableRawPointer(p))
-        return UnsafePointer(p)
-    }
-
     enum Field {
         case string(String)
         case bool(Bool)
