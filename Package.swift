@@ -51,7 +51,11 @@ let package = Package(
             ]
         ),
         .target(name: "CMallocTuning"),
-        .executableTarget(name: "dari-bridge", dependencies: ["DariBridgeApp", "CMallocTuning"]),
+        .executableTarget(
+            name: "dari-bridge",
+            dependencies: ["DariBridgeApp", "CMallocTuning"],
+            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(configuration: .release))]
+        ),
         .target(
             name: "FakeDari",
             dependencies: [

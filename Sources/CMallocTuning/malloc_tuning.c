@@ -1,3 +1,7 @@
+/* A system header first: __GLIBC__ is defined by glibc's <features.h>, which
+ * only arrives with a libc header. (Testing __GLIBC__ before any include
+ * silently compiled the stub below, so the arena limit was never set.) */
+#include <stdlib.h>
 #include "malloc_tuning.h"
 #if defined(__GLIBC__)
 #include <malloc.h>

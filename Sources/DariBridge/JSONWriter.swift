@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A minimal append-only JSON byte writer (no Foundation JSON): string escaping, integers,
 /// raw splices and RFC 3339 timestamps.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What happened to one resume request; published as JSON with routing key `routingKey`.
 public struct Outcome: Sendable, Equatable {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Sends one resume request to Dari with retries: the classification and
 /// backoff of the contract, `Retry-After` first. Time and randomness are

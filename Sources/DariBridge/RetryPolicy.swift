@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// How often and how patiently a resume request is retried against Dari.
 public struct RetryPolicy: Sendable, Equatable {
@@ -70,7 +74,7 @@ public enum RetryAfter {
     /// A date in the past gives .zero. Garbage, negative numbers, empty -> nil. Absurdly large delta-seconds
     /// saturate (callers cap them anyway). Names are matched case-insensitively; the weekday is not cross-checked.
     public static func parse(_ value: String, now: Date) -> Duration? {
-        let bytes = Array(value.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+        let bytes = value.asciiTrimmedBytes
         guard !bytes.isEmpty else { return nil }
         if bytes.allSatisfy(isDigit) {
             var seconds: Int64 = 0

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Decides whether an untrusted callback URL (Dari's `resume_workflow_url`, taken from a message) may be called.
 ///
@@ -25,7 +29,7 @@ public struct URLPolicy: Sendable {
         self.allowedPathPrefixes = allowedPathPrefixes
         self.allowInsecureHTTP = allowInsecureHTTP
         self.hostEntries = allowedHosts.compactMap { entry in
-            let bytes = Array(entry.trimmingCharacters(in: .whitespaces).utf8)
+            let bytes = entry.asciiTrimmedBytes
             guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
                   case .success(let parsed) = Self.parseHostPort(bytes[...]) else { return nil }
             return parsed

@@ -1,5 +1,9 @@
 import DariBridge
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import ServiceLifecycle
 
@@ -23,14 +27,14 @@ public enum Application {
             do {
                 config = try Configuration.load(arguments: args, environment: environment)
             } catch {
-                FileHandle.standardError.write(Data("dari-bridge: \(error)\n".utf8))
+                writeToStandardError("dari-bridge: \(error)\n")
                 return 2
             }
             return await runWorker(config)
         case "publish":
             return await PublishCommand.main(arguments: args, environment: environment)
         default:
-            FileHandle.standardError.write(Data("dari-bridge: unknown command \(command) (see --help)\n".utf8))
+            writeToStandardError("dari-bridge: unknown command \(command) (see --help)\n")
             return 2
         }
     }

@@ -1,11 +1,15 @@
 import DariBridge
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RabbitMQ
 
 /// `dari-bridge publish`: a user's first way to try the worker.
 enum PublishCommand {
     static func fail(_ message: String) -> Int32 {
-        FileHandle.standardError.write(Data("dari-bridge publish: \(message)\n".utf8))
+        writeToStandardError("dari-bridge publish: \(message)\n")
         return 2
     }
 
@@ -81,7 +85,7 @@ enum PublishCommand {
                                    properties: AMQPProperties(contentType: "application/json", messageId: messageId,
                                                               correlationId: correlationId ?? messageId, replyTo: replyQueue, persistent: true),
                                    mandatory: true)
-            FileHandle.standardError.write(Data("published \(messageId) to queue \(config.queue)\n".utf8))
+            writeToStandardError("published \(messageId) to queue \(config.queue)\n")
             guard let consumer else {
                 await conn.close()
                 return 0

@@ -1,6 +1,13 @@
 import CMallocTuning
 import DariBridgeApp
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // Everything lives in DariBridgeApp so the tests can drive it; this file only
 // hands over the command line and the exit code.

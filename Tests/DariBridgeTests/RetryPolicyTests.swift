@@ -163,4 +163,13 @@ struct RetryAfterTests {
     func junk(_ value: String) {
         #expect(RetryAfter.parse(value, now: Self.now) == nil)
     }
+
+    @Test func asciiTrimming() {
+        #expect(" \t\r\n\u{0B}\u{0C}ab c \n".asciiTrimmedBytes == Array("ab c".utf8))
+        #expect("   ".asciiTrimmedBytes == [])
+        #expect("".asciiTrimmedBytes == [])
+        #expect("x".asciiTrimmedBytes == [UInt8(ascii: "x")])
+        #expect("\u{00A0}7\u{00A0}".asciiTrimmedBytes == Array("\u{00A0}7\u{00A0}".utf8))
+        #expect(RetryAfter.parse("\u{00A0}7", now: Self.now) == nil)
+    }
 }

@@ -188,6 +188,14 @@ struct URLPolicyTests {
         #expect(p.rejection(for: "http://10.0.0.5/x") != nil)
     }
 
+    @Test func entriesAreTrimmedOfASCIIWhitespaceOnly() {
+        let p = URLPolicy(allowedHosts: [" dari.example:8443\t", "\u{00A0}nbsp.example"],
+                          allowedPathPrefixes: ["/"], allowInsecureHTTP: false)
+        #expect(p.rejection(for: "https://dari.example:8443/x") == nil)
+        // Non-ASCII padding is not whitespace to us: the entry is malformed and matches nothing.
+        #expect(p.rejection(for: "https://nbsp.example/x") != nil)
+    }
+
     @Test func malformedEntriesNeverMatch() {
         let p = URLPolicy(allowedHosts: ["", "bad host", "x:notaport", "user@evil.com", "[::1"],
                           allowedPathPrefixes: ["/"], allowInsecureHTTP: false)
