@@ -11,25 +11,87 @@ import Synchronization
 /// POSTing to Dari again. Bounded in size and age; in memory only, so a crash
 /// of this process, or another replica getting the redelivery, can still lead
 /// to a second POST.
+///
+/// Memory: this is the largest structure of a busy worker, so it is kept compact
+/// (measured with scripts/bench.sh: ~5 MB for 10,000 entries as a dictionary of
+/// strings and whole outcomes, ~1.5 MB as below). An entry is a 128-bit keyed
+/// digest of the identity (SipHash through `Hasher`, seeded per process, so a
+/// publisher cannot craft a collision), the outcome's own fields without the three
+/// strings a redelivery carries again (URL, message id, correlation id), and the
+/// time it was stored. Entries live in a ring of `capacity` slots in the order
+/// they were stored: a new entry takes the oldest slot, so at most `capacity`
+/// entries are live, and an entry stored again moves to a new slot (its old slot
+/// no longer evicts it).
 public final class RecentOutcomes: Sendable {
     public let capacity: Int
     public let ttl: Duration
 
-    private struct Entry {
+    /// What is kept of an outcome (or of a hand-off to a delay queue).
+    public struct Remembered: Sendable, Equatable {
         /// nil: the message was handed to a delay queue (a delayed copy carries it on).
-        var outcome: Outcome?
+        var status: Outcome.Status?
+        var error: Outcome.ErrorKind?
+        var attempts: Int32
+        var httpStatus: Int16  // -1: none
+        var responseJSON: [UInt8]?
+        var detail: String?
+        var receivedAt: Date
+        var completedAt: Date
+
+        public init(_ outcome: Outcome) {
+            status = outcome.status
+            error = outcome.error
+            attempts = Int32(clamping: outcome.attempts)
+            httpStatus = outcome.httpStatus.map { Int16(clamping: $0) } ?? -1
+            responseJSON = outcome.responseJSON
+            detail = outcome.detail
+            receivedAt = outcome.receivedAt
+            completedAt = outcome.completedAt
+        }
+
+        static let deferred = Remembered()
+        private init() {
+            status = nil; error = nil; attempts = 0; httpStatus = -1; responseJSON = nil; detail = nil
+            receivedAt = Date(timeIntervalSinceReferenceDate: 0); completedAt = receivedAt
+        }
+
+        /// The remembered outcome, for the message being handled now (a redelivery carries
+        /// the same URL, message id and correlation id as the original).
+        public func outcome(resumeURL: String?, messageId: String?, correlationId: String?) -> Outcome? {
+            guard let status else { return nil }
+            return Outcome(status: status, resumeURL: resumeURL, messageId: messageId, correlationId: correlationId,
+                           attempts: Int(attempts), httpStatus: httpStatus < 0 ? nil : Int(httpStatus),
+                           responseJSON: responseJSON, error: error, detail: detail,
+                           receivedAt: receivedAt, completedAt: completedAt)
+        }
+    }
+
+    struct Digest: Hashable {
+        var a: UInt64
+        var b: UInt64
+        init(_ key: String) {
+            var h1 = Hasher(), h2 = Hasher()
+            h1.combine(UInt8(0x5a)); h1.combine(key)
+            h2.combine(UInt8(0xa5)); h2.combine(key)
+            a = UInt64(UInt(bitPattern: h1.finalize()))
+            b = UInt64(UInt(bitPattern: h2.finalize()))
+        }
+    }
+
+    private struct Slot {
+        var digest: Digest
         var storedAt: ContinuousClock.Instant
+        var value: Remembered
     }
     private struct State {
-        var entries: [String: Entry] = [:]
-        /// Insertion order, oldest first, with the time each was stored: a key stored
-        /// again gets a new place, and its old place no longer evicts it.
-        var order: [(key: String, storedAt: ContinuousClock.Instant)] = []
-        var head = 0
+        var index: [Digest: Int32] = [:]
+        var ring: [Slot] = []
+        var next = 0
     }
     private let state = Mutex(State())
 
     public init(capacity: Int = 10_000, ttl: Duration = .seconds(600)) {
+        precondition(capacity > 0 && capacity < Int(Int32.max))
         self.capacity = capacity
         self.ttl = ttl
     }
@@ -46,56 +108,53 @@ public final class RecentOutcomes: Sendable {
     }
 
     public func remember(_ outcome: Outcome, for key: String, now: ContinuousClock.Instant = .now) {
-        store(Entry(outcome: outcome, storedAt: now), for: key)
+        store(Remembered(outcome), for: key, now: now)
     }
 
     /// Remembers that the message went to a delay queue: a redelivery of the
     /// original (its ack was lost) is then acked without a POST.
     public func rememberDeferred(_ key: String, now: ContinuousClock.Instant = .now) {
-        store(Entry(outcome: nil, storedAt: now), for: key)
+        store(.deferred, for: key, now: now)
     }
 
     /// Whether the latest thing remembered for `key` is a hand-off to a delay queue.
     public func wasDeferred(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
-        state.withLock { s in
-            guard let e = s.entries[key], now - e.storedAt <= ttl else { return false }
-            return e.outcome == nil
-        }
+        live(Digest(key), now: now).map { $0.status == nil } ?? false
     }
 
-    private func store(_ entry: Entry, for key: String) {
-        let now = entry.storedAt
-        state.withLock { s in
-            s.entries[key] = entry
-            s.order.append((key, now))
-            while s.entries.count > capacity, s.head < s.order.count {
-                let oldest = s.order[s.head]
-                if s.entries[oldest.key]?.storedAt == oldest.storedAt {
-                    s.entries.removeValue(forKey: oldest.key)
-                }
-                s.head += 1
-            }
-            // Stale places (keys stored again or expired) are dropped as the list is compacted.
-            if s.order.count > 2 * capacity + 1024 {
-                s.order = s.order[s.head...].filter { s.entries[$0.key]?.storedAt == $0.storedAt }
-                s.head = 0
-            } else if s.head > 1024 && s.head * 2 > s.order.count {
-                s.order.removeFirst(s.head)
-                s.head = 0
-            }
-        }
+    /// The latest outcome remembered for `key` (nil when none, expired, or a hand-off to a delay queue).
+    public func lookup(_ key: String, now: ContinuousClock.Instant = .now) -> Remembered? {
+        live(Digest(key), now: now).flatMap { $0.status == nil ? nil : $0 }
     }
 
-    public func lookup(_ key: String, now: ContinuousClock.Instant = .now) -> Outcome? {
+    private func live(_ digest: Digest, now: ContinuousClock.Instant) -> Remembered? {
         state.withLock { s in
-            guard let e = s.entries[key] else { return nil }
-            if now - e.storedAt > ttl {
-                s.entries.removeValue(forKey: key)
+            guard let i = s.index[digest] else { return nil }
+            let slot = s.ring[Int(i)]
+            if now - slot.storedAt > ttl {
+                s.index.removeValue(forKey: digest)
                 return nil
             }
-            return e.outcome
+            return slot.value
         }
     }
 
-    public var count: Int { state.withLock { $0.entries.count } }
+    private func store(_ value: Remembered, for key: String, now: ContinuousClock.Instant) {
+        let digest = Digest(key)
+        state.withLock { s in
+            let slot = Slot(digest: digest, storedAt: now, value: value)
+            let i = s.next
+            if i == s.ring.count {
+                s.ring.append(slot)
+            } else {
+                let old = s.ring[i].digest
+                if s.index[old] == Int32(i) { s.index.removeValue(forKey: old) }
+                s.ring[i] = slot
+            }
+            s.index[digest] = Int32(i)
+            s.next = i + 1 == capacity ? 0 : i + 1
+        }
+    }
+
+    public var count: Int { state.withLock { $0.index.count } }
 }

@@ -86,7 +86,8 @@ public final class ResumePipeline: Sendable {
                 await broker.ack(message.token)
                 return
             }
-            if message.redelivered, let known = recent.lookup(key) {
+            if message.redelivered, let known = recent.lookup(key)?.outcome(
+                resumeURL: request.resumeURL, messageId: message.messageId, correlationId: message.correlationId) {
                 log.debug("redelivered message with a known outcome: republishing it, no POST")
                 metrics.republishedFromMemory.add(1, ordering: .relaxed)
                 outcome = known

@@ -66,9 +66,9 @@ struct RecentOutcomesTests {
         let recent = RecentOutcomes()
         #expect(recent.lookup("k") == nil)
         recent.remember(outcome(1), for: "k")
-        #expect(recent.lookup("k") == outcome(1))
+        #expect(recent.lookup("k") == .init(outcome(1)))
         recent.remember(outcome(2), for: "k")  // replaces, does not grow
-        #expect(recent.lookup("k") == outcome(2))
+        #expect(recent.lookup("k") == .init(outcome(2)))
         #expect(recent.count == 1)
     }
 
@@ -78,9 +78,9 @@ struct RecentOutcomesTests {
         #expect(recent.count == 3)
         #expect(recent.lookup("k1") == nil)
         #expect(recent.lookup("k2") == nil)
-        #expect(recent.lookup("k3") == outcome(3))
-        #expect(recent.lookup("k4") == outcome(4))
-        #expect(recent.lookup("k5") == outcome(5))
+        #expect(recent.lookup("k3") == .init(outcome(3)))
+        #expect(recent.lookup("k4") == .init(outcome(4)))
+        #expect(recent.lookup("k5") == .init(outcome(5)))
     }
 
     @Test func capacityHoldsOverManyInsertions() {
@@ -89,16 +89,16 @@ struct RecentOutcomesTests {
         for n in 0..<5_000 { recent.remember(outcome(n), for: "k\(n)") }
         #expect(recent.count == 100)
         #expect(recent.lookup("k4899") == nil)
-        #expect(recent.lookup("k4900") == outcome(4900))
-        #expect(recent.lookup("k4999") == outcome(4999))
+        #expect(recent.lookup("k4900") == .init(outcome(4900)))
+        #expect(recent.lookup("k4999") == .init(outcome(4999)))
     }
 
     @Test func entriesExpireAfterTheTTL() {
         let recent = RecentOutcomes(capacity: 10, ttl: .seconds(60))
         let t0 = ContinuousClock.now
         recent.remember(outcome(1), for: "k", now: t0)
-        #expect(recent.lookup("k", now: t0 + .seconds(59)) == outcome(1))
-        #expect(recent.lookup("k", now: t0 + .seconds(60)) == outcome(1))  // expiry is strictly after the TTL
+        #expect(recent.lookup("k", now: t0 + .seconds(59)) == .init(outcome(1)))
+        #expect(recent.lookup("k", now: t0 + .seconds(60)) == .init(outcome(1)))  // expiry is strictly after the TTL
         #expect(recent.lookup("k", now: t0 + .seconds(61)) == nil)
         #expect(recent.count == 0)  // an expired entry found on lookup is dropped
         #expect(recent.lookup("k", now: t0) == nil)
@@ -109,7 +109,7 @@ struct RecentOutcomesTests {
         let t0 = ContinuousClock.now
         recent.remember(outcome(1), for: "k", now: t0)
         recent.remember(outcome(2), for: "k", now: t0 + .seconds(50))
-        #expect(recent.lookup("k", now: t0 + .seconds(100)) == outcome(2))
+        #expect(recent.lookup("k", now: t0 + .seconds(100)) == .init(outcome(2)))
     }
 
     @Test func keyRememberedAgainAfterExpiryIsNotEvictedBeforeOlderKeys() {
@@ -123,8 +123,44 @@ struct RecentOutcomesTests {
         recent.remember(outcome(3), for: "C", now: t0 + .seconds(12))
         recent.remember(outcome(4), for: "A", now: t0 + .seconds(13))
         #expect(recent.count == 2)
-        #expect(recent.lookup("C", now: t0 + .seconds(13)) == outcome(3))
-        #expect(recent.lookup("A", now: t0 + .seconds(13)) == outcome(4))
+        #expect(recent.lookup("C", now: t0 + .seconds(13)) == .init(outcome(3)))
+        #expect(recent.lookup("A", now: t0 + .seconds(13)) == .init(outcome(4)))
         #expect(recent.lookup("B", now: t0 + .seconds(13)) == nil)
+    }
+
+    @Test func aRememberedOutcomeComesBackWhole() {
+        let full = Outcome(status: .failed, resumeURL: "https://api.usedari.com/public/send-user-signal/z", messageId: "m-9",
+                           correlationId: "c-9", attempts: 3, httpStatus: 422, responseJSON: Array(#"{"detail":"no"}"#.utf8),
+                           error: .dariError, detail: "no", receivedAt: Date(timeIntervalSince1970: 1_700_000_000.123456),
+                           completedAt: Date(timeIntervalSince1970: 1_700_000_001.654321))
+        let recent = RecentOutcomes()
+        recent.remember(full, for: "k")
+        let back = recent.lookup("k")?.outcome(resumeURL: full.resumeURL, messageId: full.messageId, correlationId: full.correlationId)
+        #expect(back == full)
+        // The three strings come from the message being handled, not from memory.
+        #expect(recent.lookup("k")?.outcome(resumeURL: nil, messageId: "other", correlationId: nil)?.messageId == "other")
+        let noStatus = Outcome(status: .succeeded, attempts: 1, receivedAt: full.receivedAt, completedAt: full.completedAt)
+        recent.remember(noStatus, for: "n")
+        #expect(recent.lookup("n")?.outcome(resumeURL: nil, messageId: nil, correlationId: nil) == noStatus)
+    }
+
+    @Test func aDeferralIsNotAnOutcome() {
+        let recent = RecentOutcomes()
+        recent.rememberDeferred("k")
+        #expect(recent.wasDeferred("k"))
+        #expect(recent.lookup("k") == nil)
+        recent.remember(outcome(1), for: "k")
+        #expect(!recent.wasDeferred("k"))
+        #expect(recent.lookup("k") == .init(outcome(1)))
+        #expect(!recent.wasDeferred("unknown"))
+    }
+
+    @Test func storingKeysAgainNeverExceedsTheCapacity() {
+        let recent = RecentOutcomes(capacity: 4)
+        for n in 0..<1_000 { recent.remember(outcome(n), for: "k\(n % 7)") }
+        #expect(recent.count <= 4)
+        // The four stored last are the live ones.
+        for n in 996..<1_000 { #expect(recent.lookup("k\(n % 7)") == .init(outcome(n))) }
+        for n in 993..<996 { #expect(recent.lookup("k\(n % 7)") == nil) }
     }
 }
