@@ -101,7 +101,12 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
     private func consume(on conn: AMQPConnection) async throws {
         while true {
             try await conn.declareQueue(config.queue, durable: true)
-            let consumer = try await conn.consume(queue: config.queue)
+            // Deliveries go from the IO thread straight into the pipeline's
+            // stream: AMQP thread -> pipeline, no relay task in between.
+            let deliveries = continuation
+            let consumer = try await conn.consume(queue: config.queue) { delivery in
+                deliveries.yield(InboundMessage(delivery))
+            }
             let stopNow = state.withLock { s in
                 s.consumerTag = consumer.tag
                 s.ready = true
@@ -109,9 +114,7 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
             }
             if stopNow { try? await conn.cancel(consumerTag: consumer.tag) }
             do {
-                for try await delivery in consumer.deliveries {
-                    continuation.yield(InboundMessage(delivery))
-                }
+                for try await _ in consumer.deliveries {}
                 return  // we cancelled it: shutting down
             } catch let error as AMQPError where error.kind == .consumerCancelled && conn.isOpen {
                 logger.warning("the broker cancelled our consumer (queue deleted?); declaring and consuming again", metadata: ["error": "\(error)"])

@@ -169,7 +169,19 @@ public final class AMQPConnection: Sendable {
     /// deliveries unacked until the channel dies.
     public func consume(queue: String) async throws -> Consumer {
         let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, Error>.makeStream()
-        let tag = try await perform { io in try io.consume(queue: queue, continuation: continuation) }
+        let tag = try await perform { io in try io.consume(queue: queue, continuation: continuation, onDelivery: nil) }
+        return Consumer(tag: tag, deliveries: stream)
+    }
+
+    /// Starts a consumer with manual acks whose deliveries go to `onDelivery`,
+    /// called on the connection's IO thread in delivery order (keep it short:
+    /// hand the delivery on, e.g. yield it into a stream). The returned stream
+    /// carries no deliveries; it ends as `consume(queue:)`'s does: without error
+    /// after `cancel(consumerTag:)`, with an `AMQPError` when the broker cancels
+    /// the consumer or the connection ends, after every delivery was handed on.
+    public func consume(queue: String, onDelivery: @escaping @Sendable (AMQPDelivery) -> Void) async throws -> Consumer {
+        let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, Error>.makeStream()
+        let tag = try await perform { io in try io.consume(queue: queue, continuation: continuation, onDelivery: onDelivery) }
         return Consumer(tag: tag, deliveries: stream)
     }
 

@@ -40,7 +40,8 @@ extension AMQPIO {
         try check("basic.qos")
     }
 
-    func consume(queue: String, continuation: AsyncThrowingStream<AMQPDelivery, Error>.Continuation) throws -> String {
+    func consume(queue: String, continuation: AsyncThrowingStream<AMQPDelivery, Error>.Continuation,
+                 onDelivery: (@Sendable (AMQPDelivery) -> Void)?) throws -> String {
         do {
             try ensureAlive()
             let arena = CArena()
@@ -48,7 +49,7 @@ extension AMQPIO {
             try check("basic.consume \(queue)")
             guard let ok else { throw AMQPError(kind: .library, text: "basic.consume: no reply") }
             let tag = ok.pointee.consumer_tag.swiftString
-            consumers[tag] = continuation
+            consumers[tag] = ConsumerSink(continuation: continuation, onDelivery: onDelivery)
             return tag
         } catch {
             continuation.finish(throwing: error)

@@ -26,7 +26,7 @@ final class AMQPIO {
     }
     var nextPublishSeq: UInt64 = 1
     var pending: [PendingPublish] = []
-    var consumers: [String: AsyncThrowingStream<AMQPDelivery, Error>.Continuation] = [:]
+    var consumers: [String: ConsumerSink] = [:]
 
     init(connection: AMQPConnection, options: AMQPConnection.Options) {
         self.connection = connection
@@ -132,7 +132,7 @@ final class AMQPIO {
             channelIncarnation: connection.incarnation
         )
         if let consumer = consumers[tag] {
-            consumer.yield(delivery)
+            consumer.deliver(delivery)
         } else {
             // A delivery for a consumer we already gave up: hand it back.
             reject(delivery.deliveryTag, requeue: true)
@@ -212,5 +212,23 @@ final class AMQPIO {
 
     func ensureAlive() throws {
         if let failure { throw failure }
+    }
+}
+
+/// Where a consumer's deliveries go: its stream, or a handler called on the IO
+/// thread (one task hop less per message: the handler puts the delivery
+/// straight where the pipeline reads it). The stream ends either way when the
+/// consumer ends: empty after `cancel`, with an error when the broker cancels
+/// it or the connection ends.
+struct ConsumerSink {
+    let continuation: AsyncThrowingStream<AMQPDelivery, Error>.Continuation
+    let onDelivery: (@Sendable (AMQPDelivery) -> Void)?
+
+    func deliver(_ delivery: AMQPDelivery) {
+        if let onDelivery { onDelivery(delivery) } else { continuation.yield(delivery) }
+    }
+
+    func finish(throwing error: AMQPError? = nil) {
+        if let error { continuation.finish(throwing: error) } else { continuation.finish() }
     }
 }

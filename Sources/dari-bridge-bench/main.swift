@@ -63,6 +63,8 @@ struct Result: Codable {
     var rssMBByTenth: [Double]
     var ideal: Double?
     var dariRequests: Int
+    /// Worker start to the first outcome: process start, connection, first POST (part of `seconds`).
+    var firstOutcomeMs: Double
 }
 
 final class Stamps: Sendable {
@@ -155,6 +157,7 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
     latencies.reserveCapacity(n)
     var seen = Set<Int>()
     var last = start
+    var first: UInt64? = nil
     var peak = 0.0
     var peakAnon = 0.0
     var byTenth: [Double] = []
@@ -172,6 +175,7 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
            seen.insert(id).inserted {
             latencies.append(Double(t - publishedAt.times.withLock { $0[id] }) / 1e6)
             last = t
+            if first == nil { first = t }
             if seen.count % max(1, n / 10) == 0 && byTenth.count < 10 {
                 byTenth.append((procStatus(worker.processIdentifier, "VmRSS") ?? 0) / 1024)
             }
@@ -191,7 +195,8 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
                   messages: n, seconds: seconds, messagesPerSecond: Double(n) / seconds,
                   p50LatencyMs: pct(0.5), p99LatencyMs: pct(0.99), peakRSSMB: peak / 1024, peakAnonMB: peakAnon / 1024,
                   rssMBByTenth: byTenth,
-                  ideal: delayMs == 0 ? nil : Double(concurrency) / (Double(delayMs) / 1000), dariRequests: posts)
+                  ideal: delayMs == 0 ? nil : Double(concurrency) / (Double(delayMs) / 1000), dariRequests: posts,
+                  firstOutcomeMs: Double((first ?? last) - start) / 1e6)
 }
 
 func idleCPU(_ o: Options) async throws -> Double {
@@ -215,7 +220,7 @@ let options = parseOptions()
 var results: [Result] = []
 func col(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating: " ", count: w - s.count) + s }
 print(["mode".padding(toLength: 12, withPad: " ", startingAt: 0), col("conc", 5), col("msgs", 7), col("msg/s", 8), col("ideal", 7),
-       col("p50 ms", 9), col("p99 ms", 9), col("RSS MB", 7), col("anon MB", 7), col("POSTs", 7)].joined(separator: " "))
+       col("p50 ms", 9), col("p99 ms", 9), col("RSS MB", 7), col("anon MB", 7), col("POSTs", 7), col("1st ms", 7)].joined(separator: " "))
 for delay in options.delaysMs {
     for c in options.concurrency {
         let r = try await runMode(options, delayMs: delay, concurrency: c)
@@ -223,7 +228,7 @@ for delay in options.delaysMs {
         print([r.mode.padding(toLength: 12, withPad: " ", startingAt: 0), col("\(r.concurrency)", 5), col("\(r.messages)", 7),
                col(String(format: "%.0f", r.messagesPerSecond), 8), col(r.ideal.map { String(format: "%.0f", $0) } ?? "-", 7),
                col(String(format: "%.1f", r.p50LatencyMs), 9), col(String(format: "%.1f", r.p99LatencyMs), 9),
-               col(String(format: "%.1f", r.peakRSSMB), 7), col(String(format: "%.1f", r.peakAnonMB), 7), col("\(r.dariRequests)", 7)].joined(separator: " "))
+               col(String(format: "%.1f", r.peakRSSMB), 7), col(String(format: "%.1f", r.peakAnonMB), 7), col("\(r.dariRequests)", 7), col(String(format: "%.0f", r.firstOutcomeMs), 7)].joined(separator: " "))
     }
 }
 var idle: Double? = nil

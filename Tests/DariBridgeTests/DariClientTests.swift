@@ -1,6 +1,9 @@
 import DariBridge
 import FakeDari
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Starts a recording FakeDari and a real DariClient, runs `body`, then shuts both down (also on failure).
 private func withFakeDari(defaultReply: FakeDari.Reply = .ok(),
@@ -91,9 +94,22 @@ struct DariClientTests {
     }
 
     @Test func connectionRefusedIsATransportError() async throws {
-        let fake = try await FakeDari.start(port: 0)
-        let port = fake.port
-        try await fake.shutdown()
+        // A port that is bound but not listening: connects are refused, and no other
+        // test running in parallel can take the port meanwhile (a FakeDari started
+        // and shut down here once freed a port that another test then took).
+        let reserved = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(reserved >= 0)
+        defer { close(reserved) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(reserved, $0, len) == 0 && getsockname(reserved, $0, &len) == 0 }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: addr.sin_port))
         // AsyncHTTPClient keeps retrying a refused connect until the connect timeout, so keep it short.
         let client = DariClient(concurrency: 1, connectTimeout: .seconds(1))
         let error = await #expect(throws: DariTransportError.self) {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import RabbitMQ
 
@@ -125,6 +126,51 @@ import Testing
             #expect(error.kind == .consumerCancelled)
         }
         #expect(conn.isOpen)  // the connection survives a cancelled consumer
+        await conn.close()
+        await admin.close()
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aHandlerConsumerGetsEveryDeliveryInOrderBeforeItsStreamEnds() async throws {
+        let conn = try await TestBroker.connect()
+        let queue = try await conn.declareQueue(TestBroker.uniqueName("t.handler"), durable: false).name
+        try await conn.qos(prefetchCount: 50)
+        for i in 0..<30 { try await conn.publish(exchange: "", routingKey: queue, body: Array("h\(i)".utf8)) }
+        let got = Mutex<[String]>([])
+        let (signalled, signal) = AsyncStream<Int>.makeStream()
+        let consumer = try await conn.consume(queue: queue) { d in
+            let n = got.withLock { $0.append(String(decoding: d.body, as: UTF8.self)); return $0.count }
+            try? conn.ack(deliveryTag: d.deliveryTag)
+            signal.yield(n)
+        }
+        for await n in signalled where n == 30 { break }
+        try await conn.cancel(consumerTag: consumer.tag)
+        var streamed = 0
+        for try await _ in consumer.deliveries { streamed += 1 }  // ends without error after cancel
+        #expect(streamed == 0)
+        #expect(got.withLock { $0 } == (0..<30).map { "h\($0)" })
+        #expect(try await conn.deleteQueue(queue) == 0)  // all acked
+        await conn.close()
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aHandlerConsumerStreamEndsWithTheTypedErrorWhenTheBrokerCancels() async throws {
+        let conn = try await TestBroker.connect()
+        let admin = try await TestBroker.connect()
+        let queue = try await conn.declareQueue(TestBroker.uniqueName("t.hcancel"), durable: false).name
+        try await conn.publish(exchange: "", routingKey: queue, body: [7])
+        let got = Atomic<Int>(0)
+        let consumer = try await conn.consume(queue: queue) { d in
+            got.add(1, ordering: .relaxed)
+            try? conn.ack(deliveryTag: d.deliveryTag)
+        }
+        while got.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        try await admin.deleteQueue(queue)
+        do {
+            for try await _ in consumer.deliveries {}
+            Issue.record("stream ended without error")
+        } catch let error as AMQPError {
+            #expect(error.kind == .consumerCancelled)
+        }
+        #expect(got.load(ordering: .relaxed) == 1)
         await conn.close()
         await admin.close()
     }
