@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+
+/// The worker binary links FoundationEssentials only: full Foundation brings
+/// FoundationInternationalization and ICU's data (~36 MB of data segment, ~3 MB
+/// more resident memory; see README, Benchmark). AsyncHTTPClient and our other
+/// dependencies already avoid it, so one `import Foundation` in a worker module
+/// is enough to bring it back.
+@Suite("Footprint")
+struct FootprintTests {
+    static let workerModules = ["DariBridge", "DariBridgeApp", "RabbitMQ", "dari-bridge"]
+
+    @Test func workerModulesImportFoundationEssentialsOnly() throws {
+        let sources = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources")
+        var checked = 0
+        for module in Self.workerModules {
+            let dir = sources.appendingPathComponent(module)
+            for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name.hasSuffix(".swift") {
+                let lines = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+                    .split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                checked += 1
+                for (i, line) in lines.enumerated() where line.hasSuffix("import Foundation") {
+                    // Allowed only as the fallback of `#if canImport(FoundationEssentials)`.
+                    let guarded = i >= 3 && lines[i - 1] == "#else" && lines[i - 2].hasSuffix("import FoundationEssentials")
+                        && lines[i - 3] == "#if canImport(FoundationEssentials)"
+                    #expect(guarded, "\(module)/\(name):\(i + 1) imports full Foundation")
+                }
+            }
+        }
+        #expect(checked > 20)
+    }
+}
