@@ -60,33 +60,70 @@ public final class DariClient: DariTransport {
     }
 
     public func post(url: String, body: [UInt8], traceparent: String?, timeout: Duration) async throws -> DariResponse {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Accept", value: "application/json")
-        request.headers.add(name: "User-Agent", value: Self.userAgent)
-        if let traceparent { request.headers.add(name: "traceparent", value: traceparent) }
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let response: HTTPClientResponse
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Accept", value: "application/json")
+        headers.add(name: "User-Agent", value: Self.userAgent)
+        if let traceparent { headers.add(name: "traceparent", value: traceparent) }
+        let request: HTTPClient.Request
         do {
-            response = try await client.execute(request, timeout: TimeAmount(timeout))
-        } catch is CancellationError {
-            throw CancellationError()
+            request = try HTTPClient.Request(url: url, method: .POST, headers: headers, body: .bytes(body))
         } catch {
             throw DariTransportError(reason: Self.describe(error))
         }
-        var bytes: [UInt8] = []
+        // The delegate API, not the async one: the whole answer (head, body, end) is
+        // gathered on the connection's event loop and comes back to this task in one
+        // hop. The async API resumes the task for the head and again for the body;
+        // under load each hop waits for a core (README, Benchmark).
+        let task = client.execute(request: request, delegate: ResponseCollector(maxBytes: Self.maxResponseBytes),
+                                  deadline: .now() + TimeAmount(timeout))
         do {
-            let buffer = try await response.body.collect(upTo: Self.maxResponseBytes)
-            bytes = Array(buffer.readableBytesView)
-        } catch is NIOTooManyBytesError {
-            bytes = []  // too large to be a Dari answer: keep the status, drop the body
-        } catch is CancellationError {
-            throw CancellationError()
+            return try await withTaskCancellationHandler {
+                try await task.futureResult.get()
+            } onCancel: {
+                task.cancel()
+            }
         } catch {
-            throw DariTransportError(reason: "reading the response failed: \(Self.describe(error))")
+            if Task.isCancelled { throw CancellationError() }
+            throw DariTransportError(reason: Self.describe(error))
         }
-        return DariResponse(status: Int(response.status.code), body: bytes, retryAfter: response.headers.first(name: "Retry-After"))
+    }
+
+    /// Collects status, Retry-After and up to `maxBytes` of body on the event loop.
+    /// A larger body is dropped (the status is kept): too large to be a Dari answer.
+    /// All callbacks run on the task's event loop, one after another.
+    final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
+        typealias Response = DariResponse
+        let maxBytes: Int
+        private var status = 0
+        private var retryAfter: String?
+        private var body = ByteBuffer()
+        private var tooLarge = false
+
+        init(maxBytes: Int) { self.maxBytes = maxBytes }
+
+        func didReceiveHead(task: HTTPClient.Task<DariResponse>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+            status = Int(head.status.code)
+            retryAfter = head.headers.first(name: "Retry-After")
+            return task.eventLoop.makeSucceededVoidFuture()
+        }
+
+        func didReceiveBodyPart(task: HTTPClient.Task<DariResponse>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+            if !tooLarge {
+                if body.readableBytes + buffer.readableBytes > maxBytes {
+                    tooLarge = true
+                    body = ByteBuffer()
+                } else {
+                    var buffer = buffer
+                    body.writeBuffer(&buffer)
+                }
+            }
+            return task.eventLoop.makeSucceededVoidFuture()
+        }
+
+        func didFinishRequest(task: HTTPClient.Task<DariResponse>) throws -> DariResponse {
+            DariResponse(status: status, body: tooLarge ? [] : Array(body.readableBytesView), retryAfter: retryAfter)
+        }
     }
 
     static func describe(_ error: any Error) -> String {

@@ -11,6 +11,12 @@ import Synchronization
 //
 //   dari-bridge-bench [--amqp-url URL] [--worker PATH] [--messages N] [--rounds-delayed R]
 //                     [--concurrency 16,64,256] [--delays-ms 0,100] [--json FILE] [--idle-seconds S]
+//                     [--amqp-only]
+//
+// --amqp-only measures the broker without the worker: an in-process consumer on
+// our AMQP client (prefetch = concurrency) waits the Dari delay instead of
+// POSTing, then publishes a fixed outcome with a confirm and acks. Like the
+// issue's C baseline, it is the ceiling the broker leaves on this machine.
 
 struct Options {
     var amqpURL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -22,6 +28,7 @@ struct Options {
     var delaysMs = [0, 100]
     var json = "bench-results/latest.json"
     var idleSeconds = 30
+    var amqpOnly = false
 }
 
 func parseOptions() -> Options {
@@ -29,6 +36,7 @@ func parseOptions() -> Options {
     var args = Array(CommandLine.arguments.dropFirst())[...]
     func ints(_ s: String) -> [Int] { s.split(separator: ",").compactMap { Int($0) } }
     while let a = args.popFirst() {
+        if a == "--amqp-only" { o.amqpOnly = true; continue }
         let v = args.popFirst() ?? ""
         switch a {
         case "--amqp-url": o.amqpURL = v
@@ -109,6 +117,34 @@ func startWorker(_ o: Options, queue: String, exchange: String, dariPort: Int, c
     return p
 }
 
+/// The --amqp-only consumer: the worker's AMQP cycle without HTTP.
+func startAMQPOnly(_ o: Options, queue: String, exchange: String, concurrency: Int, delayMs: Int) async throws -> (AMQPConnection, Task<Void, Never>) {
+    let conn = try await AMQPConnection.connect(to: try AMQPURL(parsing: o.amqpURL))
+    try await conn.qos(prefetchCount: UInt16(concurrency))
+    let consumer = try await conn.consume(queue: queue)
+    let task = Task {
+        await withDiscardingTaskGroup { group in
+            do {
+                for try await d in consumer.deliveries {
+                    group.addTask {
+                        if delayMs > 0 { try? await Task.sleep(for: .milliseconds(delayMs)) }
+                        let id = d.properties.messageId ?? ""
+                        let body = Array(#"{"status":"succeeded","message_id":"\#(id)","attempts":1,"http_status":200,"response":{"ok":true}}"#.utf8)
+                        do {
+                            try await conn.publish(exchange: exchange, routingKey: "resume.succeeded", body: body,
+                                                   properties: AMQPProperties(contentType: "application/json", messageId: id, persistent: true))
+                            try conn.ack(deliveryTag: d.deliveryTag)
+                        } catch {
+                            FileHandle.standardError.write(Data("amqp-only: \(error)\n".utf8))
+                        }
+                    }
+                }
+            } catch {}
+        }
+    }
+    return (conn, task)
+}
+
 func stopWorker(_ p: Process) async {
     kill(p.processIdentifier, SIGTERM)
     for _ in 0..<600 where p.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
@@ -152,7 +188,14 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
 
     let consumer = try await conn.consume(queue: results)
     let start = now()
-    let worker = try startWorker(o, queue: queue, exchange: exchange, dariPort: dari.port, concurrency: concurrency)
+    var worker: Process? = nil
+    var amqpOnly: (AMQPConnection, Task<Void, Never>)? = nil
+    if o.amqpOnly {
+        amqpOnly = try await startAMQPOnly(o, queue: queue, exchange: exchange, concurrency: concurrency, delayMs: delayMs)
+    } else {
+        worker = try startWorker(o, queue: queue, exchange: exchange, dariPort: dari.port, concurrency: concurrency)
+    }
+    let pid = worker?.processIdentifier ?? getpid()
     var latencies: [Double] = []
     latencies.reserveCapacity(n)
     var seen = Set<Int>()
@@ -165,8 +208,8 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
         let t = now()
         if d.deliveryTag % 500 == 0 {
             try conn.ack(deliveryTag: d.deliveryTag, multiple: true)
-            peak = max(peak, procStatus(worker.processIdentifier, "VmHWM") ?? 0)
-            peakAnon = max(peakAnon, procStatus(worker.processIdentifier, "RssAnon") ?? 0)
+            peak = max(peak, procStatus(pid, "VmHWM") ?? 0)
+            peakAnon = max(peakAnon, procStatus(pid, "RssAnon") ?? 0)
         }
         // The outcome's message_id is the input's (in the JSON body).
         if let r = d.body.firstRange(of: Array(#""message_id":""#.utf8)),
@@ -177,13 +220,14 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
             last = t
             if first == nil { first = t }
             if seen.count % max(1, n / 10) == 0 && byTenth.count < 10 {
-                byTenth.append((procStatus(worker.processIdentifier, "VmRSS") ?? 0) / 1024)
+                byTenth.append((procStatus(pid, "VmRSS") ?? 0) / 1024)
             }
         }
         if seen.count == n { break }
     }
-    peak = max(peak, procStatus(worker.processIdentifier, "VmHWM") ?? 0)
-    await stopWorker(worker)
+    peak = max(peak, procStatus(pid, "VmHWM") ?? 0)
+    if let worker { await stopWorker(worker) }
+    if let (c, t) = amqpOnly { t.cancel(); await c.close() }
     try await conn.deleteQueue(queue)
     await conn.close()
     let posts = dari.requestCount
@@ -191,7 +235,7 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
     latencies.sort()
     let seconds = Double(last - start) / 1e9
     func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-    return Result(mode: delayMs == 0 ? "instant" : "dari \(delayMs) ms", dariDelayMs: delayMs, concurrency: concurrency,
+    return Result(mode: (o.amqpOnly ? "amqp " : "") + (delayMs == 0 ? "instant" : "dari \(delayMs) ms"), dariDelayMs: delayMs, concurrency: concurrency,
                   messages: n, seconds: seconds, messagesPerSecond: Double(n) / seconds,
                   p50LatencyMs: pct(0.5), p99LatencyMs: pct(0.99), peakRSSMB: peak / 1024, peakAnonMB: peakAnon / 1024,
                   rssMBByTenth: byTenth,
@@ -232,7 +276,7 @@ for delay in options.delaysMs {
     }
 }
 var idle: Double? = nil
-if options.idleSeconds > 0 {
+if options.idleSeconds > 0 && !options.amqpOnly {
     idle = try await idleCPU(options)
     print(String(format: "idle, connected: %.3f %% of one core over %d s", idle!, options.idleSeconds))
 }
