@@ -235,7 +235,7 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int) async throws -> Resul
     latencies.sort()
     let seconds = Double(last - start) / 1e9
     func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-    return Result(mode: (o.amqpOnly ? "amqp " : "") + (delayMs == 0 ? "instant" : "dari \(delayMs) ms"), dariDelayMs: delayMs, concurrency: concurrency,
+    return Result(mode: o.amqpOnly ? (delayMs == 0 ? "amqp instant" : "amqp \(delayMs) ms") : (delayMs == 0 ? "instant" : "dari \(delayMs) ms"), dariDelayMs: delayMs, concurrency: concurrency,
                   messages: n, seconds: seconds, messagesPerSecond: Double(n) / seconds,
                   p50LatencyMs: pct(0.5), p99LatencyMs: pct(0.99), peakRSSMB: peak / 1024, peakAnonMB: peakAnon / 1024,
                   rssMBByTenth: byTenth,
