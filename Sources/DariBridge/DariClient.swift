@@ -85,20 +85,28 @@ public final class DariClient: DariTransport {
             }
         } catch {
             if Task.isCancelled { throw CancellationError() }
+            if let oversized = error as? ResponseCollector.Oversized {
+                return DariResponse(status: oversized.status, body: [], retryAfter: oversized.retryAfter)
+            }
             throw DariTransportError(reason: Self.describe(error))
         }
     }
 
     /// Collects status, Retry-After and up to `maxBytes` of body on the event loop.
-    /// A larger body is dropped (the status is kept): too large to be a Dari answer.
+    /// A larger body is too large to be a Dari answer: the request stops there (the
+    /// connection is closed, nothing more is read) and the status is kept, body empty,
+    /// so an endless body cannot turn an answer into a timeout and a second POST.
     /// All callbacks run on the task's event loop, one after another.
     final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
         typealias Response = DariResponse
+        struct Oversized: Error {
+            var status: Int
+            var retryAfter: String?
+        }
         let maxBytes: Int
         private var status = 0
         private var retryAfter: String?
         private var body = ByteBuffer()
-        private var tooLarge = false
 
         init(maxBytes: Int) { self.maxBytes = maxBytes }
 
@@ -109,20 +117,17 @@ public final class DariClient: DariTransport {
         }
 
         func didReceiveBodyPart(task: HTTPClient.Task<DariResponse>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
-            if !tooLarge {
-                if body.readableBytes + buffer.readableBytes > maxBytes {
-                    tooLarge = true
-                    body = ByteBuffer()
-                } else {
-                    var buffer = buffer
-                    body.writeBuffer(&buffer)
-                }
+            if body.readableBytes + buffer.readableBytes > maxBytes {
+                // A failed future makes AsyncHTTPClient cancel the request and fail the task with it.
+                return task.eventLoop.makeFailedFuture(Oversized(status: status, retryAfter: retryAfter))
             }
+            var buffer = buffer
+            body.writeBuffer(&buffer)
             return task.eventLoop.makeSucceededVoidFuture()
         }
 
         func didFinishRequest(task: HTTPClient.Task<DariResponse>) throws -> DariResponse {
-            DariResponse(status: status, body: tooLarge ? [] : Array(body.readableBytesView), retryAfter: retryAfter)
+            DariResponse(status: status, body: Array(body.readableBytesView), retryAfter: retryAfter)
         }
     }
 

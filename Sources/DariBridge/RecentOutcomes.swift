@@ -19,9 +19,10 @@ import Synchronization
 /// publisher cannot craft a collision), the outcome's own fields without the three
 /// strings a redelivery carries again (URL, message id, correlation id), and the
 /// time it was stored. Entries live in a ring of `capacity` slots in the order
-/// they were stored: a new entry takes the oldest slot, so at most `capacity`
-/// entries are live, and an entry stored again moves to a new slot (its old slot
-/// no longer evicts it).
+/// they were first stored: a new entry takes the oldest slot, so at most
+/// `capacity` entries are live. Storing a live entry again (a deferral followed by
+/// an outcome, a redelivery) updates it in its slot, with a new time for the TTL,
+/// and does not use a slot; an expired entry stored again takes a new slot.
 public final class RecentOutcomes: Sendable {
     public let capacity: Int
     public let ttl: Duration
@@ -143,6 +144,10 @@ public final class RecentOutcomes: Sendable {
         let digest = Digest(key)
         state.withLock { s in
             let slot = Slot(digest: digest, storedAt: now, value: value)
+            if let live = s.index[digest] {
+                s.ring[Int(live)] = slot
+                return
+            }
             let i = s.next
             if i == s.ring.count {
                 s.ring.append(slot)

@@ -104,8 +104,13 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
             // Deliveries go from the IO thread straight into the pipeline's
             // stream: AMQP thread -> pipeline, no relay task in between.
             let deliveries = continuation
-            let consumer = try await conn.consume(queue: config.queue) { delivery in
-                deliveries.yield(InboundMessage(delivery))
+            let consumer = try await conn.consume(queue: config.queue) { [weak conn] delivery in
+                if case .terminated = deliveries.yield(InboundMessage(delivery)) {
+                    // Shutting down: the pipeline takes nothing more. Hand the delivery
+                    // back now (another replica can take it) rather than at connection
+                    // close, after the drain. Enqueued from the IO thread: no lock held.
+                    try? conn?.reject(deliveryTag: delivery.deliveryTag, requeue: true)
+                }
             }
             let stopNow = state.withLock { s in
                 s.consumerTag = consumer.tag

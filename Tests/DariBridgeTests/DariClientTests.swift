@@ -1,4 +1,5 @@
 import DariBridge
+import Foundation
 import FakeDari
 import Testing
 #if canImport(Glibc)
@@ -98,7 +99,7 @@ struct DariClientTests {
         // test running in parallel can take the port meanwhile (a FakeDari started
         // and shut down here once freed a port that another test then took).
         let reserved = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(reserved >= 0)
+        try #require(reserved >= 0)
         defer { close(reserved) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -108,7 +109,7 @@ struct DariClientTests {
         let bound = withUnsafeMutablePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(reserved, $0, len) == 0 && getsockname(reserved, $0, &len) == 0 }
         }
-        #expect(bound)
+        try #require(bound)
         let port = Int(UInt16(bigEndian: addr.sin_port))
         // AsyncHTTPClient keeps retrying a refused connect until the connect timeout, so keep it short.
         let client = DariClient(concurrency: 1, connectTimeout: .seconds(1))
@@ -128,6 +129,50 @@ struct DariClientTests {
             #expect(response.status == 200)
             #expect(response.body.isEmpty)
         }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func anEndlessBodyStopsAtTheLimitAndKeepsTheStatus() async throws {
+        // A raw server that announces 100 MB, sends 2 MiB and then stalls with the
+        // connection open: the answer must come back at the limit (status kept, body
+        // dropped), not as a timeout that the retry policy would turn into a second POST.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(listener >= 0)
+        defer { close(listener) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ready = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, len) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &len) == 0
+            }
+        }
+        try #require(ready)
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let server = Thread {
+            let c = accept(listener, nil, nil)
+            guard c >= 0 else { return }
+            var buf = [UInt8](repeating: 0, count: 65536)
+            _ = read(c, &buf, buf.count)
+            var out = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\nRetry-After: 7\r\n\r\n".utf8)
+            out += [UInt8](repeating: UInt8(ascii: "x"), count: 2 << 20)
+            var sent = 0
+            while sent < out.count {
+                let n = out[sent...].withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { break }
+                sent += n
+            }
+            _ = read(c, &buf, buf.count)  // stall until the client closes
+            close(c)
+        }
+        server.start()
+        let client = DariClient(concurrency: 1)
+        let response = try await client.post(url: "http://127.0.0.1:\(port)/r/x", body: Array("{}".utf8), traceparent: nil,
+                                              timeout: .seconds(30))
+        #expect(response.status == 200)
+        #expect(response.body.isEmpty)
+        #expect(response.retryAfter == "7")
+        try await client.shutdown()
     }
 
     @Test func manySequentialRequestsOnOneClient() async throws {

@@ -17,11 +17,18 @@ struct FootprintTests {
         var checked = 0
         for module in Self.workerModules {
             let dir = sources.appendingPathComponent(module)
-            for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name.hasSuffix(".swift") {
+            let files = FileManager.default.enumerator(atPath: dir.path)?.compactMap { $0 as? String } ?? []
+            for name in files where name.hasSuffix(".swift") {
                 let lines = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
                     .split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
                 checked += 1
-                for (i, line) in lines.enumerated() where line.hasSuffix("import Foundation") {
+                for (i, line) in lines.enumerated() {
+                    for heavy in ["FoundationInternationalization", "FoundationNetworking", "FoundationXML"] {
+                        #expect(!line.contains("import \(heavy)") && !line.contains("import struct \(heavy).")
+                                && !line.contains("import class \(heavy)."), "\(module)/\(name):\(i + 1) imports \(heavy)")
+                    }
+                    let code = line.split(separator: "//", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+                    guard code.hasSuffix("import Foundation") || code.contains(" Foundation.") && code.contains("import ") else { continue }
                     // Allowed only as the fallback of `#if canImport(FoundationEssentials)`.
                     let guarded = i >= 3 && lines[i - 1] == "#else" && lines[i - 2].hasSuffix("import FoundationEssentials")
                         && lines[i - 3] == "#if canImport(FoundationEssentials)"

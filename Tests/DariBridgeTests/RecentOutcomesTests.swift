@@ -163,4 +163,25 @@ struct RecentOutcomesTests {
         for n in 996..<1_000 { #expect(recent.lookup("k\(n % 7)") == .init(outcome(n))) }
         for n in 993..<996 { #expect(recent.lookup("k\(n % 7)") == nil) }
     }
+
+    @Test func storingALiveEntryAgainUpdatesItInPlace() {
+        // A deferral followed by an outcome, or repeated redeliveries, must not use up slots.
+        let recent = RecentOutcomes(capacity: 3)
+        recent.remember(outcome(1), for: "A")
+        for n in 2...4 { recent.remember(outcome(n), for: "B") }
+        #expect(recent.count == 2)
+        #expect(recent.lookup("A") == .init(outcome(1)))
+        #expect(recent.lookup("B") == .init(outcome(4)))
+        recent.rememberDeferred("C")
+        recent.remember(outcome(5), for: "C")
+        #expect(recent.count == 3)
+        // The next new key takes the oldest slot (A's, first stored), then B's.
+        recent.remember(outcome(6), for: "D")
+        #expect(recent.lookup("A") == nil)
+        #expect(recent.lookup("B") == .init(outcome(4)))
+        recent.remember(outcome(7), for: "E")
+        #expect(recent.lookup("B") == nil)
+        #expect(recent.lookup("C") == .init(outcome(5)))
+        #expect(recent.count == 3)
+    }
 }

@@ -148,8 +148,13 @@ import Testing
         for try await _ in consumer.deliveries { streamed += 1 }  // ends without error after cancel
         #expect(streamed == 0)
         #expect(got.withLock { $0 } == (0..<30).map { "h\($0)" })
-        #expect(try await conn.deleteQueue(queue) == 0)  // all acked
+        // Unacked messages are not counted while the channel is open: close it, so any
+        // delivery the handler failed to ack goes back to the queue and is counted.
         await conn.close()
+        let check = try await TestBroker.connect()
+        #expect(try await check.declareQueue(queue, durable: false).messageCount == 0)
+        try await check.deleteQueue(queue)
+        await check.close()
     }
 
     @Test(.timeLimit(.minutes(1))) func aHandlerConsumerStreamEndsWithTheTypedErrorWhenTheBrokerCancels() async throws {
