@@ -168,9 +168,7 @@ public final class AMQPConnection: Sendable {
     /// the bound is the `basic.qos` prefetch, and a dropping buffer would leave
     /// deliveries unacked until the channel dies.
     public func consume(queue: String) async throws -> Consumer {
-        let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, Error>.makeStream()
-        let tag = try await perform { io in try io.consume(queue: queue, continuation: continuation, onDelivery: nil) }
-        return Consumer(tag: tag, deliveries: stream)
+        try await startConsumer(queue: queue, onDelivery: nil)
     }
 
     /// Starts a consumer with manual acks whose deliveries go to `onDelivery`,
@@ -180,6 +178,10 @@ public final class AMQPConnection: Sendable {
     /// after `cancel(consumerTag:)`, with an `AMQPError` when the broker cancels
     /// the consumer or the connection ends, after every delivery was handed on.
     public func consume(queue: String, onDelivery: @escaping @Sendable (AMQPDelivery) -> Void) async throws -> Consumer {
+        try await startConsumer(queue: queue, onDelivery: onDelivery)
+    }
+
+    private func startConsumer(queue: String, onDelivery: (@Sendable (AMQPDelivery) -> Void)?) async throws -> Consumer {
         let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, Error>.makeStream()
         let tag = try await perform { io in try io.consume(queue: queue, continuation: continuation, onDelivery: onDelivery) }
         return Consumer(tag: tag, deliveries: stream)

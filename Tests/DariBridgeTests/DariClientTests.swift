@@ -6,6 +6,25 @@ import Testing
 import Glibc
 #endif
 
+/// A TCP socket bound to 127.0.0.1 on a free port, listening or not (a bound socket
+/// that does not listen refuses connects, and keeps the port from other tests).
+private func loopbackSocket(listening: Bool) throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    try #require(fd >= 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ready = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, len) == 0 && (!listening || listen(fd, 4) == 0) && getsockname(fd, $0, &len) == 0
+        }
+    }
+    if !ready { close(fd) }
+    try #require(ready)
+    return (fd, Int(UInt16(bigEndian: addr.sin_port)))
+}
+
 /// Starts a recording FakeDari and a real DariClient, runs `body`, then shuts both down (also on failure).
 private func withFakeDari(defaultReply: FakeDari.Reply = .ok(),
                           _ body: (FakeDari, DariClient) async throws -> Void) async throws {
@@ -98,19 +117,8 @@ struct DariClientTests {
         // A port that is bound but not listening: connects are refused, and no other
         // test running in parallel can take the port meanwhile (a FakeDari started
         // and shut down here once freed a port that another test then took).
-        let reserved = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(reserved >= 0)
+        let (reserved, port) = try loopbackSocket(listening: false)
         defer { close(reserved) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(reserved, $0, len) == 0 && getsockname(reserved, $0, &len) == 0 }
-        }
-        try #require(bound)
-        let port = Int(UInt16(bigEndian: addr.sin_port))
         // AsyncHTTPClient keeps retrying a refused connect until the connect timeout, so keep it short.
         let client = DariClient(concurrency: 1, connectTimeout: .seconds(1))
         let error = await #expect(throws: DariTransportError.self) {
@@ -135,20 +143,8 @@ struct DariClientTests {
         // A raw server that announces 100 MB, sends 2 MiB and then stalls with the
         // connection open: the answer must come back at the limit (status kept, body
         // dropped), not as a timeout that the retry policy would turn into a second POST.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(listener >= 0)
+        let (listener, port) = try loopbackSocket(listening: true)
         defer { close(listener) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ready = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, len) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &len) == 0
-            }
-        }
-        try #require(ready)
-        let port = Int(UInt16(bigEndian: addr.sin_port))
         let server = Thread {
             let c = accept(listener, nil, nil)
             guard c >= 0 else { return }
