@@ -1,0 +1,88 @@
+/// A value of an AMQP 0-9-1 field table, of any type the wire format has.
+///
+/// Headers come from whoever can publish to the queue: every type and value is
+/// possible, so every type is represented (none dropped, none trapping).
+/// Nesting is bounded when decoding (`maxDepth`): deeper values become `.void`.
+public indirect enum AMQPFieldValue: Sendable, Equatable {
+    case bool(Bool)
+    case int8(Int8)
+    case uint8(UInt8)
+    case int16(Int16)
+    case uint16(UInt16)
+    case int32(Int32)
+    case uint32(UInt32)
+    case int64(Int64)
+    case uint64(UInt64)
+    case float(Float)
+    case double(Double)
+    /// `value` / 10^`scale`.
+    case decimal(scale: UInt8, value: UInt32)
+    /// A long string ('S'); bytes as sent, not necessarily UTF-8.
+    case longString([UInt8])
+    /// A byte array ('x').
+    case bytes([UInt8])
+    case timestamp(UInt64)
+    case array([AMQPFieldValue])
+    case table(AMQPTable)
+    case void
+
+    /// Deeper nesting than this is not decoded (the value becomes `.void`).
+    public static let maxDepth = 16
+
+    /// The value as an integer, when it is one (any integer type) or a long
+    /// string of at most 19 ASCII digits with an optional leading '-'.
+    /// Never traps.
+    public var integerValue: Int64? {
+        switch self {
+        case .int8(let v): return Int64(v)
+        case .uint8(let v): return Int64(v)
+        case .int16(let v): return Int64(v)
+        case .uint16(let v): return Int64(v)
+        case .int32(let v): return Int64(v)
+        case .uint32(let v): return Int64(v)
+        case .int64(let v): return v
+        case .uint64(let v): return v <= UInt64(Int64.max) ? Int64(v) : nil
+        case .longString(let b):
+            guard !b.isEmpty, b.count <= 20 else { return nil }
+            return Int64(String(decoding: b, as: UTF8.self))
+        default: return nil
+        }
+    }
+
+    /// The value as text when it is a long string that is valid UTF-8.
+    public var stringValue: String? {
+        guard case .longString(let b) = self else { return nil }
+        return String(validating: b, as: UTF8.self)
+    }
+}
+
+/// An AMQP field table: entries in wire order. Keys may repeat and may be
+/// empty (a publisher can send anything); lookups take the first match.
+public struct AMQPTable: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable {
+        public var key: String
+        public var value: AMQPFieldValue
+        public init(key: String, value: AMQPFieldValue) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    public var entries: [Entry]
+
+    public init(_ entries: [Entry] = []) { self.entries = entries }
+
+    public init(_ pairs: KeyValuePairs<String, AMQPFieldValue>) {
+        entries = pairs.map { Entry(key: $0.key, value: $0.value) }
+    }
+
+    public var isEmpty: Bool { entries.isEmpty }
+
+    public subscript(key: String) -> AMQPFieldValue? {
+        get { entries.first(where: { $0.key == key })?.value }
+        set {
+            entries.removeAll(where: { $0.key == key })
+            if let newValue { entries.append(Entry(key: key, value: newValue)) }
+        }
+    }
+}
