@@ -7,6 +7,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 scripts/setup.sh
+# deploy/ checked offline (Kubernetes and KEDA schemas, broker definitions, hadolint).
+scripts/validate-deploy.sh
 export RABBIT_PORT=${DARI_BRIDGE_TEST_RABBIT_PORT:-5673}
 export RABBIT_NODE=${DARI_BRIDGE_TEST_RABBIT_NODE:-daribridge-test@localhost}
 # The fault tests start, stop and break a second node of their own
