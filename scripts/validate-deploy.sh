@@ -197,8 +197,10 @@ for u in ("dari-bridge-worker", "dari-bridge-publisher"):
     check(u in users and u in perms, f"{d}: user {u} with permissions on {vhost}")
 if "dari-bridge-worker" in perms:
     w = "dari-bridge-worker"
-    for kind, name in (("configure", input_queue), ("configure", input_queue + ".delay.30s"), ("configure", "dari.resume.results"),
-                       ("read", input_queue), ("read", input_queue + ".delay.30s"), ("write", "dari.resume.results"), ("write", "amq.default")):
+    # Delay queues: <queue>.qdelay.<N>s (quorum, the default), <queue>.delay.<N>s (classic).
+    for kind, name in (("configure", input_queue), ("configure", input_queue + ".qdelay.30s"), ("configure", input_queue + ".delay.30s"),
+                       ("configure", "dari.resume.results"), ("read", input_queue), ("read", input_queue + ".qdelay.30s"),
+                       ("read", input_queue + ".delay.30s"), ("write", "dari.resume.results"), ("write", "amq.default")):
         check(may(w, kind, name), f"{d}: the worker needs {kind} on {name}")
     check(not may(w, "configure", "dari.resume.dead"), f"{d}: the worker must not configure other queues")
 if "dari-bridge-publisher" in perms:

@@ -93,12 +93,14 @@ import Testing
         // as RabbitMQBroker declares it, outcomes, consuming the input).
         let w = try await AMQPConnection.connect(to: worker)
         try await w.declareExchange("dari.resume.results", type: "topic", durable: true)
-        _ = try await w.declareQueue("\(Self.input).delay.30s", durable: true, arguments: [
+        let delay = "\(Self.input).qdelay.30s"
+        _ = try await w.declareQueue(delay, durable: true, arguments: [
             "x-message-ttl": .int(30_000), "x-dead-letter-exchange": .string(""),
             "x-dead-letter-routing-key": .string(Self.input), "x-expires": .int(120_000),
+            "x-queue-type": .string("quorum"), "x-dead-letter-strategy": .string("at-least-once"), "x-overflow": .string("reject-publish"),
         ])
         try await w.publish(exchange: "dari.resume.results", routingKey: "resume.succeeded", body: Array("{}".utf8), properties: AMQPProperties(persistent: true))
-        try await w.publish(exchange: "", routingKey: "\(Self.input).delay.30s", body: Array("{}".utf8), properties: AMQPProperties(persistent: true), mandatory: true)
+        try await w.publish(exchange: "", routingKey: delay, body: Array("{}".utf8), properties: AMQPProperties(persistent: true), mandatory: true)
         #expect(try await messages("dari.resume.results.example", becomes: 1) == 1)
         // The input's delivery limit (20): a message rejected with requeue
         // every time is dead-lettered to dari.resume.dead after its 21st delivery.
