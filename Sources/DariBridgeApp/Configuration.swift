@@ -92,7 +92,15 @@ struct Setting: Sendable {
 extension Configuration {
     static let settings: [Setting] = [
         Setting(env: "AMQP_URL", flag: "--amqp-url", help: "broker URL; amqps:// = TLS", defaultText: "amqp://guest:guest@127.0.0.1:5672/%2F") { c, v throws(ConfigurationError) in
-            do { c.amqpURL = try AMQPURL(parsing: v) } catch { throw bad("AMQP_URL", "--amqp-url", "\(error)") }
+            // A comma list: the nodes of a cluster (contract v2). A comma cannot
+            // be part of one URL here: user, password and vhost are percent-encoded.
+            let items = v.split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+            guard !items.isEmpty else { throw bad("AMQP_URL", "--amqp-url", "no broker URL given") }
+            var urls: [AMQPURL] = []
+            for item in items {
+                do { urls.append(try AMQPURL(parsing: item)) } catch { throw bad("AMQP_URL", "--amqp-url", "\(error)") }
+            }
+            c.amqpURLs = urls
         },
         string("DARI_BRIDGE_QUEUE", "--queue", "input queue, declared durable", \.queue),
         Setting(env: "DARI_BRIDGE_QUEUE_TYPE", flag: "--queue-type", help: "type a missing input queue (and the delay queues) is declared with: quorum or classic; an existing queue is used as it is", defaultText: "quorum") { c, v throws(ConfigurationError) in
