@@ -46,7 +46,7 @@ final class ClusterRig: Sendable {
             "DARI_BRIDGE_RECONNECT_INITIAL_MS": "200",
             "DARI_BRIDGE_RECONNECT_MAX_MS": "2000",
             "DARI_BRIDGE_HEARTBEAT_S": "5",
-            "DARI_BRIDGE_LOG_LEVEL": "info",
+            "DARI_BRIDGE_LOG_LEVEL": ProcessInfo.processInfo.environment["DARI_BRIDGE_CLUSTER_WORKER_LOG_LEVEL"] ?? "info",
         ]
         for (k, v) in extra { env[k] = v }
         return ClusterWorker(process: try WorkerProcess(environment: env), metricsPort: port)
@@ -88,6 +88,20 @@ final class ClusterRig: Sendable {
             }
         }
         await conn.close()
+    }
+
+    /// The input queue's message count (ready + unacked) once it is 0, or the
+    /// last count seen at the timeout; nil when the queue is missing. Polled
+    /// while the workers still run: messages returned to the queue by a dead
+    /// node's channel can still be on their way back through a worker.
+    func waitForEmptyQueue(timeout: Duration) async throws -> Int? {
+        let deadline = ContinuousClock.now + timeout
+        var left = try ClusterBroker.queueInfo(queue)?.messages
+        while left != 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(500))
+            left = try ClusterBroker.queueInfo(queue)?.messages
+        }
+        return left
     }
 
     func report(_ name: String, messages: Int) {

@@ -36,11 +36,11 @@ import Testing
         let killed = try #require(before.first, "no worker connection in list_connections")
         try await ClusterBroker.offPool { try ClusterBroker.kill(killed) }
         let seen = await rig.observer.waitForDistinct(2000, timeout: .seconds(180))
+        let left = try await rig.waitForEmptyQueue(timeout: .seconds(60))
         let after = try await workerNodes(count: 1)
         let alive = worker.process.process.isRunning
         rig.report("SIGKILL of the cluster node the worker is connected to", messages: 2000)
         let status = await ClusterRig.stop([worker]).first ?? nil
-        let left = try ClusterBroker.queueInfo(rig.queue)?.messages
         await rig.finish([worker])
         #expect(seen == 2000, "lost messages; worker log:\n\(worker.process.log.suffix(3000))")
         #expect(after.count == 1 && after.first != killed, "worker connections after the kill: \(after) (killed node \(killed))")
@@ -60,10 +60,10 @@ import Testing
         for n in ClusterBroker.nodes { try await ClusterBroker.offPool { try ClusterBroker.restartNode(n) } }
         try await publisher.value
         let seen = await rig.observer.waitForDistinct(3000, timeout: .seconds(180))
+        let left = try await rig.waitForEmptyQueue(timeout: .seconds(60))
         let alive = worker.process.process.isRunning
         rig.report("rolling restart of the three nodes under load", messages: 3000)
         let status = await ClusterRig.stop([worker]).first ?? nil
-        let left = try ClusterBroker.queueInfo(rig.queue)?.messages
         await rig.finish([worker])
         #expect(seen == 3000, "lost messages; worker log:\n\(worker.process.log.suffix(3000))")
         #expect(alive, "the worker exited")

@@ -1,3 +1,5 @@
+import DariBridge
+import FakeDari
 import Foundation
 import RabbitMQ
 import Synchronization
@@ -57,15 +59,11 @@ import Testing
         }
     }
 
-    @Test func eachUserCanDoWhatItNeedsAndNothingMore() async throws {
+    /// Imports the definitions and gives each user a fresh password; their URLs.
+    func importDefinitions() async throws -> [String: AMQPURL] {
         _ = try ctl("import_definitions", Self.file)
-        defer {
-            _ = try? ctl("delete_vhost", Self.vhost)
-            for u in Self.users { _ = try? ctl("delete_user", u) }
-        }
         // The import is asynchronous.
         for _ in 0..<100 where try messages(Self.input) == nil { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(try await messages(Self.input, becomes: 0) == 0)
         var urls: [String: AMQPURL] = [:]
         for u in Self.users {
             let password = UUID().uuidString
@@ -76,6 +74,18 @@ import Testing
             url.vhost = Self.vhost
             urls[u] = url
         }
+        return urls
+    }
+
+    func removeDefinitions() {
+        _ = try? ctl("delete_vhost", Self.vhost)
+        for u in Self.users { _ = try? ctl("delete_user", u) }
+    }
+
+    @Test func eachUserCanDoWhatItNeedsAndNothingMore() async throws {
+        defer { removeDefinitions() }
+        let urls = try await importDefinitions()
+        #expect(try await messages(Self.input, becomes: 0) == 0)
         let worker = try #require(urls["dari-bridge-worker"]), publisher = try #require(urls["dari-bridge-publisher"]), keda = try #require(urls["dari-bridge-keda"])
 
         // The publisher: its exchange of the input queue, nothing else.
@@ -124,5 +134,37 @@ import Testing
         // KEDA's user: it may connect (a passive declare needs no permission), nothing more.
         #expect(await refusal(keda) { _ = try await $0.consume(queue: Self.input) } == 403)
         #expect(await refusal(keda) { try await $0.publish(exchange: "", routingKey: Self.input, body: [1]) } == 403)
+    }
+
+    /// The worker process under its own user, on the pre-declared quorum input
+    /// queue (delivery limit, DLX: used as it is), publishers through theirs.
+    @Test func theWorkerRunsUnderItsOwnUser() async throws {
+        defer { removeDefinitions() }
+        let urls = try await importDefinitions()
+        let worker = try #require(urls["dari-bridge-worker"]), publisher = try #require(urls["dari-bridge-publisher"])
+        let dari = try await FakeDari.start(defaultReply: .ok(#"{"ok":true}"#))
+        let process = try WorkerProcess(environment: [
+            "AMQP_URL": "amqp://\(worker.user):\(worker.password)@127.0.0.1:\(worker.port)/\(Self.vhost)",
+            "DARI_BRIDGE_ALLOWED_HOSTS": "127.0.0.1:\(dari.port)",
+            "DARI_BRIDGE_ALLOW_INSECURE_HTTP": "true",
+            "DARI_BRIDGE_HTTP_PORT": "0",
+            "DARI_BRIDGE_LOG_LEVEL": "info",
+        ])
+        let p = try await AMQPConnection.connect(to: publisher)
+        for i in 0..<20 {
+            let body = ResumeRequest.messageBody(resumeURL: "http://127.0.0.1:\(dari.port)/public/send-user-signal/d\(i)", variablesJSON: Array(#"{"i":\#(i)}"#.utf8))
+            try await p.publish(exchange: Self.input, routingKey: "", body: body, properties: AMQPProperties(messageId: "d\(i)", persistent: true), mandatory: true)
+        }
+        await p.close()
+        let outcomes = try await messages("dari.resume.results.example", becomes: 20)
+        let left = try await messages(Self.input, becomes: 0)
+        process.signal(SIGTERM)
+        let status = await process.waitForExit(timeout: .seconds(30))
+        try? await dari.shutdown()
+        #expect(outcomes == 20, "worker log:\n\(process.log.suffix(3000))")
+        #expect(left == 0)
+        #expect(dari.requestCount == 20)
+        #expect(status == 0)
+        #expect(!process.log.contains("ACCESS_REFUSED"), "\(process.log.suffix(3000))")
     }
 }
