@@ -93,6 +93,10 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
                 delay = .milliseconds(config.reconnectInitialMs)
                 try await consume(on: ready)
                 if isStopping { return }
+            } catch let error as AMQPError where error.kind == .consumerCancelled {
+                lostError = error
+                logger.warning("the broker cancelled our consumer (queue deleted, or its node went away); checking the queue and consuming again",
+                               metadata: ["error": "\(LogSafe.text("\(error)"))"])
             } catch {
                 lostError = error
                 if !outage {

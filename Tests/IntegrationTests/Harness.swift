@@ -55,7 +55,7 @@ final class Harness: Sendable {
         client = DariClient(concurrency: c.concurrency)
         broker = RabbitMQBroker(config: c, logger: logger)
         pipeline = ResumePipeline(
-            settings: PipelineSettings(resultsExchange: c.resultsExchange, maxMessageBytes: c.maxMessageBytes, urlPolicy: c.urlPolicy),
+            settings: c.pipelineSettings,
             executor: c.executor(transport: client),
             broker: broker, logger: logger)
 
