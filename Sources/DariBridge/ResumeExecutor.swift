@@ -13,6 +13,9 @@ public struct ResumeExecutor: Sendable {
             case succeeded
             case dariError       // a final non-2xx status
             case retriesExhausted
+            /// The transport refused to send (`DariRequestRefused`): final, no retry;
+            /// `detail` says why, `attempts` does not count the refused one.
+            case refused
             /// The next wait is too long to hold the delivery: hand the message to
             /// a delay queue; `attempts` travel with it.
             case deferred(Duration)
@@ -78,6 +81,8 @@ public struct ResumeExecutor: Sendable {
                 retryAfter = response.retryAfter.flatMap { RetryAfter.parse($0, now: now()) }
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let refused as DariRequestRefused {
+                return Result(kind: .refused, attempts: attempt - 1, httpStatus: nil, responseJSON: nil, detail: refused.reason)
             } catch {
                 reason = (error as? DariTransportError)?.reason ?? "\(error)"
             }

@@ -135,6 +135,7 @@ public final class ResumePipeline: Sendable {
         case .succeeded: return nil
         case .dariError: return .dariError
         case .retriesExhausted, .deferred: return .retriesExhausted
+        case .refused: return .urlNotAllowed
         }
     }
 
