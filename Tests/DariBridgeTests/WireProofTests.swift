@@ -135,6 +135,38 @@ struct WireProofTests {
         try await client.shutdown()
     }
 
+    /// Host names (not IP literals) in the allow-list: the `Host` header is the host as
+    /// written, and a private address behind a name is refused before a byte is sent
+    /// unless DARI_BRIDGE_ALLOW_PRIVATE_ADDRESSES is on.
+    @Test(.timeLimit(.minutes(1)), arguments: [false, true])
+    func hostNamesGoOutAsWritten(allowPrivateAddresses: Bool) async throws {
+        let server = try RecordingServer()
+        defer { server.stop() }
+        let p = server.port
+        let policy = URLPolicy(allowedHosts: ["localhost:\(p)", "127.1:\(p)"], allowedPathPrefixes: ["/"],
+                               allowInsecureHTTP: true, allowPrivateAddresses: allowPrivateAddresses)
+        let client = DariClient(concurrency: 1, policy: policy)
+        let urls = ["http://localhost:\(p)/r/x", "http://LocalHost:\(p)/r/%7e?a=%3F", "HTTP://LOCALHOST:\(p)/r/x",
+                    "http://127.1:\(p)/r/a;b//c"]
+        for url in urls {
+            let approved = try policy.approve(url).get()
+            let before = server.snapshot
+            do {
+                _ = try await client.post(url: url, body: Array("{}".utf8), traceparent: nil, timeout: .seconds(10))
+                #expect(allowPrivateAddresses, "\(url): sent to loopback behind a name with the setting off")
+                let seen = try #require(server.snapshot.requests.last)
+                #expect(server.snapshot.requests.count == before.requests.count + 1)
+                #expect(seen.requestLineText == "POST \(approved.requestTarget) HTTP/1.1", "\(url)")
+                #expect(seen.host == approved.hostHeader, "\(url)")
+            } catch let refused as DariRequestRefused {
+                #expect(!allowPrivateAddresses, "\(url): refused with the setting on: \(refused)")
+                await server.waitForFinishedConnections(server.snapshot.connections)
+                #expect(server.snapshot.bytes == before.bytes, "\(url): bytes reached the server")
+            }
+        }
+        try await client.shutdown()
+    }
+
     /// The known bypass, spelled out: the policy used to pass `%FF` and AsyncHTTPClient sent `POST /`.
     @Test func theInvalidUTF8BypassIsClosed() {
         let policy = loopbackPolicy(port: 8080)
