@@ -4,7 +4,7 @@
 #   decoder     message decoder + JSON scanner      Sources/DariBridge/{JSONScanner,JSONWriter,ResumeRequest,ASCIITrim}.swift
 #   urlpolicy   URL policy vs AsyncHTTPClient's     Sources/DariBridge/{URLPolicy*,ApprovedURL,IPAddress*,ASCIITrim}.swift
 #               derivation from Foundation's URL
-#   amqpurl     AMQP URL parser (no password leak)  Sources/RabbitMQ/AMQPURL.swift
+#   amqpurl     AMQP URL parser (no password leak)  Sources/RabbitMQ/AMQPURL*.swift (+ AMQPTLSOptions.swift)
 #   retryafter  Retry-After parser                  Sources/DariBridge/{RetryPolicy,ASCIITrim}.swift
 # Usage: scripts/fuzz.sh [seconds-per-target]   (default 15: about a minute in all)
 # Builds into .build-fuzz/ (git-ignored). Seeds: Fuzz/corpus/<target>/ (committed, read
@@ -21,7 +21,12 @@ mkdir -p "$out/artifacts"
 d=Sources/DariBridge
 sources_decoder="$d/JSONScanner.swift $d/JSONWriter.swift $d/ResumeRequest.swift $d/ASCIITrim.swift Fuzz/DecoderFuzz.swift"
 sources_urlpolicy="$d/URLPolicy.swift $d/URLPolicy+Grammar.swift $d/ApprovedURL.swift $d/IPAddress.swift $d/IPAddress+Classification.swift $d/ASCIITrim.swift Fuzz/URLPolicyFuzz.swift"
-sources_amqpurl="Sources/RabbitMQ/AMQPURL.swift Fuzz/AMQPURLFuzz.swift"
+# The AMQP URL parser may be split over AMQPURL+*.swift files and use AMQPTLSOptions.
+sources_amqpurl=""
+for f in Sources/RabbitMQ/AMQPURL*.swift Sources/RabbitMQ/AMQPTLSOptions.swift; do
+  [ -f "$f" ] && sources_amqpurl+="$f "
+done
+sources_amqpurl+="Fuzz/AMQPURLFuzz.swift"
 sources_retryafter="$d/RetryPolicy.swift $d/ASCIITrim.swift Fuzz/RetryAfterFuzz.swift"
 
 failed=()
@@ -46,8 +51,10 @@ for target in decoder urlpolicy amqpurl retryafter; do
   log="$out/$target.log"
   echo "fuzz.sh: running $target for ${seconds}s" >&2
   status=0
+  # SWIFT_BACKTRACE off: the Swift runtime's backtracer would take the trap's signal from
+  # libFuzzer, which then writes no crash input.
   # The first corpus directory receives new entries: the scratch one, never the committed seeds.
-  "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
+  SWIFT_BACKTRACE=enable=no "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
     -artifact_prefix="$out/artifacts/$target-" "$scratch" "Fuzz/corpus/$target" > "$log" 2>&1 || status=$?
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
   if [ $status -ne 0 ]; then
