@@ -22,3 +22,6 @@ export DARI_BRIDGE_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2F"
 # The integration tests run the built executable as a separate process.
 swift build
 swift test "$@"
+# Then fuzz the parsers of untrusted input for a bounded time (about a minute; a crash
+# fails the run). DARI_BRIDGE_FUZZ_SECONDS sets the seconds per target.
+scripts/fuzz.sh "${DARI_BRIDGE_FUZZ_SECONDS:-15}"

@@ -13,6 +13,9 @@ public struct ResumeExecutor: Sendable {
             case succeeded
             case dariError       // a final non-2xx status
             case retriesExhausted
+            /// The transport refused to send (`DariRequestRefused`): final, no retry;
+            /// `detail` says why, `attempts` does not count the refused one.
+            case refused
             /// The next wait is too long to hold the delivery: hand the message to
             /// a delay queue; `attempts` travel with it.
             case deferred(Duration)

@@ -50,7 +50,7 @@ public enum Application {
     static func runWorker(_ config: Configuration) async -> Int32 {
         bootstrapLogging(config.logLevel)
         let logger = Logger(label: "dari-bridge")
-        let client = DariClient(concurrency: config.concurrency)
+        let client = DariClient(concurrency: config.concurrency, policy: config.urlPolicy)
         let broker = RabbitMQBroker(config: config, logger: logger)
         let metrics = PipelineMetrics()
         let pipeline = ResumePipeline(

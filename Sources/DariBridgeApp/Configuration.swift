@@ -25,6 +25,7 @@ public struct Configuration: Sendable {
     public var allowedHosts = ["api.usedari.com"]
     public var allowedPathPrefixes = ["/public/send-user-signal/", "/send-user-signal/"]
     public var allowInsecureHTTP = false
+    public var allowPrivateAddresses = false
     public var concurrency = 64
     public var maxAttempts = 6
     public var initialBackoffMs = 500
@@ -58,7 +59,8 @@ public struct Configuration: Sendable {
     }
 
     public var urlPolicy: URLPolicy {
-        URLPolicy(allowedHosts: allowedHosts, allowedPathPrefixes: allowedPathPrefixes, allowInsecureHTTP: allowInsecureHTTP)
+        URLPolicy(allowedHosts: allowedHosts, allowedPathPrefixes: allowedPathPrefixes, allowInsecureHTTP: allowInsecureHTTP,
+                  allowPrivateAddresses: allowPrivateAddresses)
     }
 
     /// The executor for these settings, on `transport`.
@@ -117,6 +119,7 @@ extension Configuration {
         list("DARI_BRIDGE_ALLOWED_HOSTS", "--allowed-hosts", "comma list of host or host:port a resume URL may target", \.allowedHosts),
         list("DARI_BRIDGE_ALLOWED_PATH_PREFIXES", "--allowed-path-prefixes", "comma list of path prefixes a resume URL may have", \.allowedPathPrefixes),
         bool("DARI_BRIDGE_ALLOW_INSECURE_HTTP", "--allow-insecure-http", "allow http:// (only to allowed hosts)", \.allowInsecureHTTP),
+        bool("DARI_BRIDGE_ALLOW_PRIVATE_ADDRESSES", "--allow-private-addresses", "allow an allowed host name to connect to a loopback/private/link-local address", \.allowPrivateAddresses),
         int("DARI_BRIDGE_CONCURRENCY", "--concurrency", "deliveries in flight (= basic.qos prefetch)", 1...65535, \.concurrency),
         int("DARI_BRIDGE_MAX_ATTEMPTS", "--max-attempts", "HTTP attempts per message, first included", 1...100, \.maxAttempts),
         int("DARI_BRIDGE_INITIAL_BACKOFF_MS", "--initial-backoff-ms", "first retry delay (exponential, full jitter)", 1...3_600_000, \.initialBackoffMs),

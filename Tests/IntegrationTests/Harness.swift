@@ -52,7 +52,7 @@ final class Harness: Sendable {
         config = c
         var logger = Logger(label: "it")
         logger.logLevel = .warning
-        client = DariClient(concurrency: c.concurrency)
+        client = DariClient(concurrency: c.concurrency, policy: c.urlPolicy)
         broker = RabbitMQBroker(config: c, logger: logger)
         pipeline = ResumePipeline(
             settings: c.pipelineSettings,
