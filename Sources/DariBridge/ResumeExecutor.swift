@@ -19,9 +19,6 @@ public struct ResumeExecutor: Sendable {
             /// The next wait is too long to hold the delivery: hand the message to
             /// a delay queue; `attempts` travel with it.
             case deferred(Duration)
-            /// The transport refused to send the request as the URL policy
-            /// approved it (`DariRequestRefused`): no request made, no retry.
-            case refused
         }
         public var kind: Kind
         public var attempts: Int

@@ -162,7 +162,6 @@ public final class ResumePipeline: Sendable {
         case .dariError: return .dariError
         case .refused: return .urlNotAllowed
         case .retriesExhausted, .deferred: return .retriesExhausted
-        case .refused: return .urlNotAllowed
         }
     }
 
