@@ -64,10 +64,13 @@ public enum Application {
         }
         services.append(worker)  // last in, first to shut down
         logger.info("starting", metadata: [
-            "version": "\(DariBridgeVersion.current)", "broker": "\(config.amqpURL)", "queue": "\(config.queue)",
+            "version": "\(DariBridgeVersion.current)", "broker": "\(config.amqpURLs.map(\.description).joined(separator: ","))", "queue": "\(config.queue)",
             "results_exchange": "\(config.resultsExchange)", "concurrency": "\(config.concurrency)",
             "allowed_hosts": "\(config.allowedHosts.joined(separator: ","))",
         ])
+        if config.tlsVerificationOff {
+            logger.warning("TLS peer verification is off (verify_none)", metadata: ["broker": "\(config.amqpURLs.filter { $0.tlsOptions.verifyPeer == false }.map(\.description).joined(separator: ","))"])
+        }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint],

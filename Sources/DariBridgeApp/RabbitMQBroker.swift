@@ -39,8 +39,7 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
     }
 
     var connectionOptions: AMQPConnection.Options {
-        var options = AMQPConnection.Options()
-        options.heartbeatSeconds = Int32(config.heartbeatSeconds)
+        var options = config.amqpOptions
         options.connectionName = "dari-bridge \(DariBridgeVersion.current)"
         let logger = self.logger
         options.onBlocked = { blocked, reason in
@@ -61,8 +60,11 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
         var outage = false
         while !isStopping && !Task.isCancelled {
             var connection: AMQPConnection? = nil
+            // Configuration.load never leaves the list empty; a hand-made
+            // Configuration might. (The multi-node order comes later.)
+            let url = config.amqpURLs.isEmpty ? AMQPURL.default : config.amqpURLs[0]
             do {
-                let conn = try await AMQPConnection.connect(to: config.amqpURL, options: connectionOptions, logger: logger)
+                let conn = try await AMQPConnection.connect(to: url, options: connectionOptions, logger: logger)
                 connection = conn
                 try await conn.declareExchange(config.resultsExchange, type: "topic", durable: true)
                 try await conn.qos(prefetchCount: UInt16(config.concurrency))
@@ -73,7 +75,7 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
                 }
                 if !first { reconnects.add(1, ordering: .relaxed) }
                 logger.info(outage || !first ? "reconnected to the broker" : "connected to the broker",
-                            metadata: ["broker": "\(config.amqpURL)", "queue": "\(config.queue)", "prefetch": "\(config.concurrency)"])
+                            metadata: ["broker": "\(url)", "queue": "\(config.queue)", "prefetch": "\(config.concurrency)"])
                 outage = false
                 delay = .milliseconds(config.reconnectInitialMs)
                 try await consume(on: conn)
