@@ -64,8 +64,10 @@ EXT
 }
 
 node() {  # node PORT NAME REQUIRE_CLIENT_CERT ACTION
+  # 9>&-: the broker runs on in the background and must not inherit the lock,
+  # or the next `start` waits for it forever.
   RABBIT_PORT=$1 RABBIT_NODE=$2-$1@localhost RABBIT_DIR=$base/node-$1 RABBIT_TLS_CERTS=$certs \
-    RABBIT_TLS_REQUIRE_CLIENT_CERT=$3 "$here/scripts/rabbitmq.sh" "$4"
+    RABBIT_TLS_REQUIRE_CLIENT_CERT=$3 "$here/scripts/rabbitmq.sh" "$4" 9>&-
 }
 
 case "${1:-}" in

@@ -16,7 +16,8 @@ struct ConfigurationBrokerTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         for (name, content) in files {
-            try Data(content.utf8).write(to: dir.appendingPathComponent(name))
+            // "binary": bytes that are not UTF-8.
+            try (name == "binary" ? Data([0xFF, 0xFE, 0x41]) : Data(content.utf8)).write(to: dir.appendingPathComponent(name))
         }
         return try body(dir)
     }
