@@ -22,7 +22,7 @@ extension AMQPIO {
         var handshakeTimeout = timeval(tv_sec: timeoutMs / 1000, tv_usec: (timeoutMs % 1000) * 1000)
         amqp_set_handshake_timeout(s, &handshakeTimeout)
         var connectTimeout = handshakeTimeout
-        let status = amqp_socket_open_noblock(socket, url.host, Int32(url.port), &connectTimeout)
+        let status = amqp_socket_open_noblock(socket, url.host, Int32(clamping: url.port), &connectTimeout)
         guard status == AMQP_STATUS_OK.rawValue else {
             let reason = String(cString: amqp_error_string2(status))
             throw AMQPError(kind: .connect, text: "cannot reach \(url.host):\(url.port): \(reason)\(Self.tlsHint(status, url: url, tls: tls))", libraryStatus: status)
