@@ -10,11 +10,15 @@ scripts/setup.sh
 export RABBIT_PORT=${DARI_BRIDGE_TEST_RABBIT_PORT:-5673}
 export RABBIT_NODE=${DARI_BRIDGE_TEST_RABBIT_NODE:-daribridge-test@localhost}
 # The fault tests start, stop and break a second node of their own
-# (daribridge-faults-<port>@localhost, port 5690); stop it too when done.
+# (daribridge-faults-<port>@localhost, port 5690), the TLS tests two more
+# (5691, 5692); stop them too when done.
 stop_broker() {
   scripts/rabbitmq.sh stop || true
   fault_port=${DARI_BRIDGE_FAULT_RABBIT_PORT:-5690}
   RABBIT_PORT=$fault_port RABBIT_NODE=daribridge-faults-$fault_port@localhost RABBIT_DIR="$here/.rabbitmq/faults" scripts/rabbitmq.sh stop || true
+  # The TLS tests start two TLS-only nodes (scripts/tls.sh, ports
+  # DARI_BRIDGE_TLS_RABBIT_PORT and the next one, default 5691 and 5692).
+  scripts/tls.sh stop || true
 }
 trap stop_broker EXIT
 scripts/rabbitmq.sh start

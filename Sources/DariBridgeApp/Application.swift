@@ -68,6 +68,9 @@ public enum Application {
             "results_exchange": "\(config.resultsExchange)", "concurrency": "\(config.concurrency)", "prefetch": "\(config.effectivePrefetch)",
             "allowed_hosts": "\(config.allowedHosts.joined(separator: ","))",
         ])
+        if config.tlsVerificationOff {
+            logger.warning("TLS peer verification is off (verify_none)", metadata: ["broker": "\(config.amqpURLs.filter { $0.tlsOptions.verifyPeer == false }.map(\.description).joined(separator: ","))"])
+        }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -47,8 +47,7 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
     }
 
     var connectionOptions: AMQPConnection.Options {
-        var options = AMQPConnection.Options()
-        options.heartbeatSeconds = Int32(config.heartbeatSeconds)
+        var options = config.amqpOptions
         options.connectionName = "dari-bridge \(DariBridgeVersion.current)"
         // Larger bodies are dropped while read (invalid_message), never held.
         options.maxBodyBytes = config.maxMessageBytes
