@@ -19,12 +19,16 @@ import Testing
         return nodes
     }
 
-    @Test func quorumQueueHasMembersOnAllThreeNodes() async throws {
-        let rig = try await ClusterRig(dariDelay: .zero)
-        let info = try #require(try ClusterBroker.queueInfo(rig.queue))
-        #expect(info.type == "quorum")
-        #expect(Set(info.members) == Set(ClusterBroker.nodes.map(ClusterBroker.node)))
-        await rig.finish([])
+    @Test func quorumQueueDeclaredOnNodeOneHasMembersOnAllThree() async throws {
+        try await ClusterBroker.offPool { try ClusterBroker.start() }
+        let queue = "cluster.members.\(UUID().uuidString.prefix(8))"
+        let c = try await AMQPConnection.connect(to: ClusterBroker.url(1), options: ClusterBroker.options)
+        _ = try await c.declareQueue(queue, durable: true, arguments: ["x-queue-type": .string("quorum")])
+        let info = try ClusterBroker.queueInfo(queue)
+        _ = try? await c.deleteQueue(queue)
+        await c.close()
+        #expect(info?.type == "quorum")
+        #expect(Set(info?.members ?? []) == Set(ClusterBroker.nodes.map(ClusterBroker.node)))
     }
 
     @Test func sigkillOfTheWorkersNodeWhileTwoThousandMessagesFlow() async throws {
