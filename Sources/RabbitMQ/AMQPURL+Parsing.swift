@@ -7,6 +7,14 @@ extension AMQPURL {
         if string.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
             throw ParseError("contains a control character")
         }
+        // A URI is ASCII; anything else is percent-encoded (RFC 3986). This also
+        // keeps the delimiter search below honest: it works on Characters, and a
+        // combining mark after ':' or '@' would merge with it into one Character
+        // (found by fuzzing: the password then ended up in the user name, and in
+        // `description`).
+        if string.utf8.contains(where: { $0 >= 0x80 }) {
+            throw ParseError("contains non-ASCII characters: percent-encode them (UTF-8), e.g. in a password")
+        }
         var rest = Substring(string)
         if rest.prefix(8).lowercased() == "amqps://" {
             tls = true
