@@ -18,10 +18,14 @@ public struct InboundMessage: Sendable {
     /// Opaque to the pipeline: what the broker adapter keeps of the delivery
     /// (e.g. the original header table, passed on to a delay queue as it was).
     public var brokerContext: (any Sendable)?
+    /// When the delivery reached this process: a wait for a free slot counts
+    /// against the hold bound (`DARI_BRIDGE_MAX_HOLD_MS`).
+    public var arrivedAt: ContinuousClock.Instant
 
     public init(body: [UInt8], messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil,
                 headers: [String: String] = [:], redelivered: Bool = false, token: DeliveryToken,
-                bodySize: Int? = nil, bodyDiscarded: Bool = false, brokerContext: (any Sendable)? = nil) {
+                bodySize: Int? = nil, bodyDiscarded: Bool = false, brokerContext: (any Sendable)? = nil,
+                arrivedAt: ContinuousClock.Instant = .now) {
         self.body = body
         self.bodySize = bodySize ?? body.count
         self.bodyDiscarded = bodyDiscarded
@@ -32,6 +36,7 @@ public struct InboundMessage: Sendable {
         self.redelivered = redelivered
         self.token = token
         self.brokerContext = brokerContext
+        self.arrivedAt = arrivedAt
     }
 }
 

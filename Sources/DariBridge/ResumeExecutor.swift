@@ -53,7 +53,10 @@ public struct ResumeExecutor: Sendable {
 
     /// Throws only `CancellationError` (shutdown past the drain deadline).
     /// `priorAttempts`: attempts made before this delivery (from the delay queue).
-    public func execute(_ request: ResumeRequest, traceparent: String?, priorAttempts: Int = 0) async throws -> Result {
+    /// `heldSince`: when the delivery arrived (it may have waited for a slot):
+    /// the hold bound counts from there.
+    public func execute(_ request: ResumeRequest, traceparent: String?, priorAttempts: Int = 0,
+                        heldSince: ContinuousClock.Instant = .now) async throws -> Result {
         let body = request.httpBody()
         // Bounded whatever the header said (the pipeline clamps it too): no
         // arithmetic on an untrusted number without bounds.
@@ -62,7 +65,7 @@ public struct ResumeExecutor: Sendable {
             return Result(kind: .retriesExhausted, attempts: attempt, httpStatus: nil, responseJSON: nil,
                           detail: "no attempts left: \(attempt) already made")
         }
-        let started = ContinuousClock.now
+        let started = min(heldSince, ContinuousClock.now)
         while true {
             attempt += 1
             var retryAfter: Duration? = nil

@@ -134,7 +134,8 @@ public final class ResumePipeline: Sendable {
                                          "attempt": "\(prior + 1)"])
         let result: ResumeExecutor.Result
         do {
-            result = try await executor.execute(request, traceparent: Self.traceparent(message.headers), priorAttempts: prior)
+            result = try await executor.execute(request, traceparent: Self.traceparent(message.headers), priorAttempts: prior,
+                                                heldSince: message.arrivedAt)
         } catch {
             log.debug("abandoned before an answer; the message stays on the queue")
             metrics.abandoned.add(1, ordering: .relaxed)

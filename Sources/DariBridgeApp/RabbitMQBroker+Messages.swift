@@ -11,9 +11,13 @@ extension RabbitMQBroker {
             try await conn.publish(
                 exchange: message.exchange, routingKey: message.routingKey, body: message.body,
                 properties: AMQPProperties(contentType: message.contentType, messageId: message.messageId,
-                                           correlationId: message.correlationId, persistent: message.persistent),
+                                           correlationId: AMQPProperties.shortString(message.correlationId),
+                                           persistent: message.persistent),
                 mandatory: message.mandatory)
         } catch let error as AMQPError where error.kind == .returned {
+            throw .unroutable(error.text)
+        } catch let error as AMQPError where error.kind == .unencodable && message.mandatory {
+            // Only the reply_to copy names a destination from the message.
             throw .unroutable(error.text)
         } catch {
             throw .transient("\(error)")
@@ -33,12 +37,19 @@ extension RabbitMQBroker {
         var headers = (message.brokerContext as? AMQPTable) ?? AMQPTable(strings: message.headers)
         headers[deliveryCountHeader] = nil
         headers[attemptsHeader] = .int(Int64(attempts))
+        // Passed on as they came, unless they no longer fit in one frame (keys and
+        // strings that were not UTF-8 grow when re-encoded): then the text ones.
+        if headers.encodedSize > 100_000 {
+            headers = AMQPTable(strings: message.headers.filter { $0.key != deliveryCountHeader })
+            headers[attemptsHeader] = .int(Int64(attempts))
+        }
         do {
             try await conn.declareQueue(queue.name, durable: true, arguments: queue.arguments)
             try await conn.publish(
                 exchange: "", routingKey: queue.name, body: message.body,
-                properties: AMQPProperties(contentType: "application/json", messageId: message.messageId,
-                                           correlationId: message.correlationId, replyTo: message.replyTo,
+                properties: AMQPProperties(contentType: "application/json", messageId: AMQPProperties.shortString(message.messageId),
+                                           correlationId: AMQPProperties.shortString(message.correlationId),
+                                           replyTo: AMQPProperties.shortString(message.replyTo),
                                            persistent: true, headers: headers),
                 mandatory: true)
         } catch {

@@ -56,7 +56,8 @@ extension RabbitMQBroker {
     /// the dead-lettering failed. They have their own names (`.qdelay.`), so a
     /// classic `.delay.` queue left from an earlier version never clashes.
     ///
-    /// They expire when unused for twice their delay plus a minute; publishing
+    /// They expire when unused for twice their delay plus a minute (quorum
+    /// ones: a week, see below); publishing
     /// does not count as use for `x-expires`, so the queue is declared again
     /// before every hand-off (which renews the lease, and re-creates a queue
     /// that expired or was deleted).
@@ -75,6 +76,11 @@ extension RabbitMQBroker {
             arguments["x-queue-type"] = "quorum"
             arguments["x-dead-letter-strategy"] = "at-least-once"
             arguments["x-overflow"] = "reject-publish"
+            // At-least-once dead-lettering keeps a message here while the input
+            // queue cannot take it (deleted, no leader, node down), but x-expires
+            // would delete the queue, messages and all, during just such an
+            // outage (nothing renews the lease then). A week instead.
+            arguments["x-expires"] = .int(7 * 24 * 3_600_000)
             return ("\(config.queue).qdelay.\(seconds)s", arguments)
         }
     }

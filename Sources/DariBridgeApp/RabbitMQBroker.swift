@@ -70,12 +70,17 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
         var delay = Duration.milliseconds(config.reconnectInitialMs)
         var outage = false
         var avoid: String? = nil
+        // Failovers without a pause since the last connection that got to consume:
+        // bounded, so nodes that close every connection at once cannot make us spin.
+        var quickFailovers = 0
         while !isStopping && !Task.isCancelled {
             var connection: AMQPConnection? = nil
             var lostError: (any Error)? = nil
+            var node: String? = nil
             do {
                 let (conn, url) = try await connectToSomeNode(avoiding: avoid)
                 connection = conn
+                node = "\(url.host):\(url.port)"
                 let ready = try await ensureTopology(on: conn, url: url)
                 connection = ready
                 try await ready.qos(prefetchCount: UInt16(clamping: config.effectivePrefetch))
@@ -89,6 +94,7 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
                 logger.info(outage || !first ? "reconnected to the broker" : "connected to the broker",
                             metadata: ["node": "\(url)", "queue": "\(config.queue)", "prefetch": "\(config.effectivePrefetch)"])
                 outage = false
+                quickFailovers = 0
                 delay = .milliseconds(config.reconnectInitialMs)
                 try await consume(on: ready)
                 if isStopping { return }
@@ -105,16 +111,18 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
                     logger.debug("reconnect attempt failed", metadata: ["error": "\(LogSafe.text("\(error)"))"])
                 }
             }
-            let lostNode = state.withLock { s -> String? in
+            state.withLock { s in
                 s.ready = false
                 s.consumerTag = nil
-                return s.node
             }
             if let connection { await connection.close() }
             if isStopping { return }
-            // A node that shuts down says so (connection.close 320): go to another one at once.
-            if let e = lostError as? AMQPError, e.kind == .connectionClosed, e.replyCode == 320, config.amqpURLs.count > 1 {
-                avoid = lostNode
+            // A node that shuts down says so (connection.close 320): go to another one
+            // at once (that node last), also when it happens while setting up.
+            if let e = lostError as? AMQPError, e.kind == .connectionClosed, e.replyCode == 320,
+               config.amqpURLs.count > 1, quickFailovers < config.amqpURLs.count {
+                quickFailovers += 1
+                avoid = node
                 continue
             }
             avoid = nil

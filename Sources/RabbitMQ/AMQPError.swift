@@ -20,6 +20,10 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         case closed
         /// Could not connect (TCP, TLS, login).
         case connect
+        /// A publish whose properties cannot be encoded (a short string over 255
+        /// bytes, a header table larger than a frame). Refused before a byte is
+        /// written: the connection stays up.
+        case unencodable
     }
 
     public var kind: Kind

@@ -103,3 +103,27 @@ extension AMQPTable: ExpressibleByDictionaryLiteral {
         entries = strings.sorted { $0.key < $1.key }.map { Entry(key: $0.key, value: .string($0.value)) }
     }
 }
+
+extension AMQPFieldValue {
+    /// Bytes this value takes on the wire, type octet included.
+    var encodedSize: Int {
+        switch self {
+        case .void: return 1
+        case .bool, .int8, .uint8: return 2
+        case .int16, .uint16: return 3
+        case .int32, .uint32, .float: return 5
+        case .int64, .uint64, .double, .timestamp: return 9
+        case .decimal: return 6
+        case .longString(let b), .bytes(let b): return 5 + b.count
+        case .array(let items): return 5 + items.reduce(0) { $0 + $1.encodedSize }
+        case .table(let t): return 1 + t.encodedSize
+        }
+    }
+}
+
+extension AMQPTable {
+    /// Bytes the table takes on the wire (its 4-byte length included).
+    public var encodedSize: Int {
+        4 + entries.reduce(0) { $0 + 1 + min(255, $1.key.utf8.count) + $1.value.encodedSize }
+    }
+}

@@ -112,6 +112,17 @@ extension AMQPIO {
             continuation.resume(throwing: failure)
             return
         }
+        // librabbitmq writes the method frame before it encodes the content
+        // header: a property it cannot encode (a short string over 255 bytes,
+        // e.g. a message's invalid-UTF-8 correlation_id turned into replacement
+        // characters) failed *after* a frame went out, so the broker closed the
+        // connection; the outcome was retried on every new connection, forever.
+        // Checked here first, and only this publish fails.
+        if let problem = properties.encodingProblem(frameMax: Int(amqp_get_frame_max(state)))
+            ?? AMQPProperties.shortStringProblem(exchange, "exchange") ?? AMQPProperties.shortStringProblem(routingKey, "routing key") {
+            continuation.resume(throwing: AMQPError(kind: .unencodable, text: "basic.publish: \(problem)"))
+            return
+        }
         let arena = CArena()
         var props = arena.properties(properties)
         let status = body.withUnsafeBytes { raw in

@@ -44,3 +44,37 @@ public struct AMQPDelivery: Sendable {
 
 /// A value in an argument table (queue arguments such as `x-message-ttl`).
 public typealias AMQPArgument = AMQPFieldValue
+
+extension AMQPProperties {
+    /// Why these properties cannot be sent in a frame of `frameMax` bytes, or nil.
+    public func encodingProblem(frameMax: Int) -> String? {
+        for (value, name) in [(contentType, "content_type"), (messageId, "message_id"), (correlationId, "correlation_id"),
+                              (replyTo, "reply_to"), (expiration, "expiration")] {
+            if let value, let problem = Self.shortStringProblem(value, name) { return problem }
+        }
+        // A content header is one frame: class, weight, body size, flags and the properties.
+        let budget = max(0, frameMax - 8 - 14 - 6 * 256)
+        if headers.encodedSize > budget {
+            return "the header table (\(headers.encodedSize) bytes) does not fit in one frame"
+        }
+        return nil
+    }
+
+    static func shortStringProblem(_ value: String, _ name: String) -> String? {
+        value.utf8.count > 255 ? "\(name) is \(value.utf8.count) bytes, over the 255 of a short string" : nil
+    }
+
+    /// `value` cut to at most 255 UTF-8 bytes at a character boundary (a short
+    /// string's limit): what a property copied from a message may be sent as.
+    public static func shortString(_ value: String?) -> String? {
+        guard let value, value.utf8.count > 255 else { return value }
+        var out = ""
+        var bytes = 0
+        for ch in value {
+            bytes += ch.utf8.count
+            if bytes > 255 { break }
+            out.append(ch)
+        }
+        return out
+    }
+}

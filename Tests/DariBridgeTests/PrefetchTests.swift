@@ -93,3 +93,21 @@ struct PrefetchTests {
         #expect(transport.urls.last == Self.url + "3")
     }
 }
+
+/// The hold bound counts from the delivery's arrival, not from when its slot freed.
+@Suite("Hold bound from arrival")
+struct HoldFromArrivalTests {
+    @Test func aDeliveryThatWaitedForASlotIsDeferredSooner() async throws {
+        let transport = FunctionTransport { _, _, _ in DariResponse(status: 503) }
+        var executor = ResumeExecutor(transport: transport, policy: RetryPolicy(maxAttempts: 6, initialBackoff: .seconds(1), maxBackoff: .seconds(1)),
+                                      requestTimeout: .seconds(5), sleep: { _ in }, randomUnit: { 1.0 })
+        executor.maxHold = .seconds(60)
+        let request = try #require(try? ResumeRequestDecoder.decode(
+            ResumeRequest.messageBody(resumeURL: "https://api.usedari.com/public/send-user-signal/a", variablesJSON: Array("{}".utf8)), maxBytes: 1 << 20).get())
+        let fresh = try await executor.execute(request, traceparent: nil)
+        #expect(fresh.kind == .retriesExhausted, "a fresh delivery retries in memory")
+        let waited = try await executor.execute(request, traceparent: nil, heldSince: .now - .seconds(59.5))
+        guard case .deferred = waited.kind else { Issue.record("expected deferred, got \(waited.kind)"); return }
+        #expect(waited.attempts == 1)
+    }
+}
