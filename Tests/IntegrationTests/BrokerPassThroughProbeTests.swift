@@ -1,0 +1,132 @@
+import Foundation
+import RabbitMQ
+import Testing
+
+/// What RabbitMQ passes through from a publisher: each hostile property list is
+/// published with the raw publisher to a fresh queue and read back with
+/// basic.get. The expectations are the findings (RabbitMQ 3.10.8); if a broker
+/// version changes them, this test says which, and the worker's hostile-input
+/// tests (HostilePropertiesTests) must cover the new pass-throughs.
+@Suite(.serialized) struct BrokerPassThroughProbeTests {
+    enum Finding: Equatable, CustomStringConvertible {
+        /// Delivered with the property bytes exactly as published.
+        case unchanged
+        /// Delivered, with different property bytes.
+        case changed
+        /// Confirmed but not delivered (e.g. expired at once).
+        case dropped
+        case channelError(UInt16)
+        case connectionError(UInt16)
+
+        var description: String {
+            switch self {
+            case .unchanged: return "delivered unchanged"
+            case .changed: return "delivered changed"
+            case .dropped: return "accepted, not delivered"
+            case .channelError(let c): return "refused: channel error \(c)"
+            case .connectionError(let c): return "refused: connection error \(c)"
+            }
+        }
+    }
+
+    struct Case: Sendable, CustomStringConvertible {
+        var name: String
+        var properties: RawProperties
+        var expected: Finding
+        var description: String { name }
+    }
+
+    static func headers(_ t: RawTable) -> RawProperties { RawProperties(messageId: "probe", headers: t) }
+    static func headerBytes(_ b: [UInt8]) -> RawProperties {
+        var p = RawProperties(messageId: "probe")
+        p.headersBytes = b
+        return p
+    }
+    static func with(_ change: (inout RawProperties) -> Void) -> RawProperties {
+        var p = RawProperties(messageId: "probe")
+        change(&p)
+        return p
+    }
+
+    /// A table `{"t": <kind byte + payload>}` as raw bytes.
+    static func oneRawEntry(kind: Character, payload: [UInt8]) -> RawProperties {
+        headers(RawTable([(Array("t".utf8), .raw(kind: UInt8(ascii: kind.unicodeScalars.first ?? "?"), payload: payload))]))
+    }
+
+    static let junk: [UInt8] = Array("a\nb\r\n\u{0}c".utf8) + [0xFF, 0xFE, 0xC3, 0x28]
+
+    static let cases: [Case] = [
+        Case(name: "every field type, min and max", properties: headers(RawTable([
+            (Array("t".utf8), .bool(true)), (Array("b".utf8), .int8(.min)), (Array("B".utf8), .uint8(.max)),
+            (Array("s".utf8), .int16(.min)), (Array("u".utf8), .uint16(.max)), (Array("I".utf8), .int32(.min)),
+            (Array("i".utf8), .uint32(.max)), (Array("l".utf8), .int64(.min)), (Array("f".utf8), .float(.nan)),
+            (Array("d".utf8), .double(-.infinity)), (Array("D".utf8), .decimal(scale: 255, value: .max)),
+            (Array("S".utf8), .string("s")), (Array("x".utf8), .bytes([0, 1, 255])), (Array("A".utf8), .array([.int64(.max), .void, .array([])])),
+            (Array("T".utf8), .timestamp(.max)), (Array("F".utf8), .table(RawTable(["in": .void]))), (Array("V".utf8), .void),
+        ])), expected: .unchanged),
+        Case(name: "uint64 'L' (librabbitmq's kind; RabbitMQ has none)", properties: headers(RawTable(["x-dari-attempts": .uint64(.max)])), expected: .unchanged),
+        Case(name: "empty key", properties: headers(RawTable([([], .string("empty"))])), expected: .unchanged),
+        Case(name: "duplicate keys", properties: headers(RawTable([(Array("k".utf8), .string("a")), (Array("k".utf8), .int32(2))])), expected: .unchanged),
+        Case(name: "unknown field kind 'Z'", properties: oneRawEntry(kind: "Z", payload: [1, 2, 3, 4]), expected: .unchanged),
+        Case(name: "truncated entry inside the table", properties: headerBytes([0, 0, 0, 6, 3] + Array("abc".utf8) + [UInt8(ascii: "S"), 0]), expected: .unchanged),
+        Case(name: "table length past the property list", properties: headerBytes([0, 0, 1, 0, 1, UInt8(ascii: "k"), UInt8(ascii: "V")]), expected: .unchanged),
+        Case(name: "100 nested tables", properties: headers(RawTable([(Array("n".utf8), .nestedTables(depth: 100))])), expected: .unchanged),
+        Case(name: "20,000 nested arrays", properties: headers(RawTable([(Array("n".utf8), .nestedArrays(depth: 20_000))])), expected: .unchanged),
+        Case(name: "100 KB header value", properties: headers(RawTable(["big": .longString(Array(repeating: UInt8(ascii: "v"), count: 100_000))])), expected: .unchanged),
+        Case(name: "255-byte key", properties: headers(RawTable([(Array(repeating: UInt8(ascii: "k"), count: 255), .void)])), expected: .unchanged),
+        Case(name: "non-UTF-8 key and string", properties: headers(RawTable([([0xFF, 0xC3, 0x28], .longString([0xFE, 0xFF, 0x00, 0x0A]))])), expected: .unchanged),
+        Case(name: "message_id, correlation_id, reply_to with newline, NUL, invalid UTF-8", properties: with {
+            $0.messageId = junk; $0.correlationId = junk; $0.replyTo = junk
+        }, expected: .unchanged),
+        Case(name: "255-byte message_id, correlation_id, reply_to", properties: with {
+            let long = Array(repeating: UInt8(ascii: "m"), count: 255)
+            $0.messageId = long; $0.correlationId = long; $0.replyTo = long
+        }, expected: .unchanged),
+        Case(name: "delivery_mode 0", properties: with { $0.deliveryMode = 0 }, expected: .unchanged),
+        Case(name: "delivery_mode 3", properties: with { $0.deliveryMode = 3 }, expected: .unchanged),
+        Case(name: "delivery_mode 255", properties: with { $0.deliveryMode = 255 }, expected: .unchanged),
+        Case(name: "expiration 'abc'", properties: with { $0.expiration = Array("abc".utf8) }, expected: .unchanged),
+        Case(name: "expiration '-1'", properties: with { $0.expiration = Array("-1".utf8) }, expected: .unchanged),
+        Case(name: "expiration 20 digits", properties: with { $0.expiration = Array("99999999999999999999".utf8) }, expected: .unchanged),
+        Case(name: "expiration '0'", properties: with { $0.expiration = Array("0".utf8) }, expected: .unchanged),
+        Case(name: "every other property set to junk", properties: with {
+            $0.contentType = junk; $0.contentEncoding = junk; $0.priority = 255; $0.timestamp = .max
+            $0.type = junk; $0.appId = junk
+        }, expected: .unchanged),
+        Case(name: "user_id that is not the user", properties: with { $0.userId = Array("admin".utf8) }, expected: .unchanged),
+    ]
+
+    static var port: Int {
+        get throws { try Harness.brokerURL.port }
+    }
+
+    @Test(arguments: cases)
+    func brokerHandlesHostileProperties(_ c: Case) async throws {
+        let port = try Self.port
+        let publisher = try RawAMQPPublisher(port: port)
+        defer { publisher.close() }
+        let queue = "probe.\(UUID().uuidString.prefix(8))"
+        try publisher.declareQueue(queue)
+        let (flags, bytes) = c.properties.encoded()
+        let finding: Finding
+        switch try publisher.publish(routingKey: queue, propertyFlags: flags, propertyBytes: bytes, body: Array("{}".utf8)) {
+        case .acked, .nacked, .returned:
+            // Delivery to a queue is asynchronous to the confirm only for
+            // mirrored queues; a classic queue has it once confirmed.
+            if let got = try publisher.get(queue: queue) {
+                finding = got.flags == flags && got.propertyBytes == bytes ? .unchanged : .changed
+            } else {
+                finding = .dropped
+            }
+            try publisher.deleteQueue(queue)
+        case .channelClosed(let code, let text):
+            print("PROBE \(c.name): channel closed \(code) \(text)")
+            finding = .channelError(code)
+        case .connectionClosed(let code, let text):
+            print("PROBE \(c.name): connection closed \(code) \(text)")
+            finding = .connectionError(code)
+        }
+        print("PROBE \(c.name): \(finding)")
+        #expect(finding == c.expected, "\(c.name): \(finding)")
+    }
+}
