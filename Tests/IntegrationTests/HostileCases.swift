@@ -28,6 +28,7 @@ struct HostileCase: Sendable, CustomStringConvertible {
 
 enum HostileCases {
     static let hugeString = RawField.longString(Array(repeating: UInt8(ascii: "9"), count: 100_000))
+    static let fortyK = RawField.longString(Array(repeating: UInt8(ascii: "7"), count: 40_000))
 
     /// Every field type with its extreme values, and strings that look like numbers.
     static let values: [(String, RawField)] = [
@@ -94,7 +95,8 @@ enum HostileCases {
         HostileCase("nest-arrays-20000", headers: RawTable(["n": .nestedArrays(depth: 20_000)])),
         HostileCase("nest-attempts-deep", headers: RawTable(["x-dari-attempts": .nestedTables(depth: 50)])),
         HostileCase("big-value-100k", headers: RawTable(["big": hugeString])),
-        HostileCase("big-attempts-100k", headers: RawTable(["x-dari-attempts": hugeString, "x-delivery-count": hugeString, "traceparent": hugeString])),
+        // Three 40 KB values: the content header must fit in one frame (frame_max 131072).
+        HostileCase("big-three-40k", headers: RawTable(["x-dari-attempts": fortyK, "x-delivery-count": fortyK, "traceparent": fortyK])),
         HostileCase("every-type", headers: RawTable(values.map { (key: Array($0.0.utf8), value: $0.1) })),
     ]
 

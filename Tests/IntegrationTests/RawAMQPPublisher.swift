@@ -103,6 +103,10 @@ final class RawAMQPPublisher {
     @discardableResult
     func publish(exchange: String = "", routingKey: String, mandatory: Bool = false,
                  propertyFlags: UInt16, propertyBytes: [UInt8], body: [UInt8]) throws -> PublishResult {
+        // A content header cannot be split: over frame_max the broker closes the connection (501 frame_too_large).
+        guard 14 + propertyBytes.count <= Int(frameMax) - 8 else {
+            throw Failure(description: "property list of \(propertyBytes.count) bytes does not fit in one frame (frame_max \(frameMax))")
+        }
         var m = WireWriter()
         m.u16(0); m.shortString(exchange); m.shortString(routingKey); m.u8(mandatory ? 1 : 0)
         try sendMethod(channel: channel, 60, 40, m.bytes)
