@@ -28,7 +28,7 @@ import Testing
             #expect(result == .acked, "\(c.id): the broker took the publish (\(result))")
         }
         raw.close()
-        let got = await h.waitForOutcomes(cases.count, timeout: .seconds(60))
+        let got = await h.waitForOutcomes(cases.count, timeout: .seconds(30))
         try await Task.sleep(for: .milliseconds(300))  // would expose extra outcomes
         let reconnects = h.broker.reconnects.load(ordering: .relaxed)
         let all = h.received

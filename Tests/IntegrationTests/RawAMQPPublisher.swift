@@ -134,7 +134,7 @@ final class RawAMQPPublisher {
             case (60, 50): returned = args.count >= 2 ? UInt16(args[0]) << 8 | UInt16(args[1]) : 0
             case (60, 80), (60, 120):
                 let tag = args.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                guard tag >= seq || (args.count > 8 && args[8] & 1 != 0) else { continue }
+                guard tag >= seq else { continue }  // one publish in flight: an older tag is stale
                 if method == 120 { return .nacked }
                 return returned.map { .returned($0) } ?? .acked
             case (20, 40) where ch == channel:
