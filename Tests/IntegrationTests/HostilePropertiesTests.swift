@@ -91,6 +91,13 @@ import Testing
         try await run(HostileCases.nesting)
     }
 
+    /// 20,000 nested arrays and 15,000 nested tables: what frame_max allows.
+    /// (On the consume path of librabbitmq's amqp_read_message this overflowed
+    /// the AMQP thread's stack: SIGSEGV, the whole process gone.)
+    @Test func nestingAsDeepAsOneFrameAllows() async throws {
+        try await run(HostileCases.deepNesting)
+    }
+
     /// message_id, correlation_id and reply_to with newlines, NUL, escape codes
     /// and invalid UTF-8: the outcome arrives and no log line carries a raw
     /// newline, carriage return, NUL or escape from the input (no forged lines).
@@ -104,32 +111,42 @@ import Testing
         #expect(log.contains { $0.contains("FORGED") }, "the hostile values were logged (escaped), so the check above saw them")
     }
 
-    /// The built executable: a poison header (x-dari-attempts = Int64.min, which
-    /// once trapped on integer overflow after the POST) must not kill the process.
-    @Test func poisonAttemptsHeaderDoesNotKillTheProcess() async throws {
+    /// The built executable: poison headers must not kill the process:
+    /// x-dari-attempts = Int64.min (once a trap on integer overflow after the
+    /// POST) and 20,000 nested arrays (once a stack overflow in librabbitmq).
+    @Test func poisonHeadersDoNotKillTheProcess() async throws {
         let h = try await Harness(maxAttempts: Self.maxAttempts)
         let worker = try WorkerProcess(environment: WorkerProcess.environment(for: h, extra: ["DARI_BRIDGE_MAX_ATTEMPTS": "\(Self.maxAttempts)"]))
         let url = try Harness.brokerURL
         let raw = try RawAMQPPublisher(port: url.port, user: url.user, password: url.password)
-        let poison = HostileCase("poison", headers: RawTable([(Array(attemptsHeader.utf8), .int64(.min))]))
-        let body = ResumeRequest.messageBody(resumeURL: h.url("poison"), variablesJSON: Array(#"{"a":1}"#.utf8))
-        let published = try raw.publish(routingKey: h.config.queue, properties: poison.properties, body: body)
+        let poisons = [
+            HostileCase("poison-attempts", headers: RawTable([(Array(attemptsHeader.utf8), .int64(.min))])),
+            HostileCase("poison-nesting", headers: RawTable(["n": .nestedArrays(depth: 20_000)])),
+        ]
+        var published: [RawAMQPPublisher.PublishResult] = []
+        for p in poisons {
+            let body = ResumeRequest.messageBody(resumeURL: h.url(p.id), variablesJSON: Array(#"{"a":1}"#.utf8))
+            published.append(try raw.publish(routingKey: h.config.queue, properties: p.properties, body: body))
+        }
         try await h.publish(id: "after-poison")
         raw.close()
-        let got = await h.waitForOutcomes(2, timeout: .seconds(30))
+        let got = await h.waitForOutcomes(3, timeout: .seconds(30))
         try await Task.sleep(for: .milliseconds(500))
         let alive = worker.process.isRunning
         worker.signal(SIGTERM)
         let status = await worker.waitForExit(timeout: .seconds(30))
-        let posts = h.dari.requestCount(id: "poison")
+        let posts = poisons.map { h.dari.requestCount(id: $0.id) }
         let left = await h.stop()
-        #expect(published == .acked)
-        #expect(alive, "the worker process survived the poison header: \(worker.log)")
+        #expect(published == [.acked, .acked])
+        #expect(alive, "the worker process survived the poison headers: \(worker.log)")
         #expect(status == 0, "and exits 0 on SIGTERM: \(worker.log)")
-        #expect(got.count == 2, "the poison message and the next one got outcomes: \(got.map(\.text))")
-        let o = try #require(got.first { $0.body?.resume_workflow_url == h.url("poison") }?.body)
-        Self.expectNormal(o, posts: posts, case: "poison")
+        #expect(got.count == 3, "the poison messages and the next one got outcomes: \(got.map(\.text))")
+        for (p, n) in zip(poisons, posts) {
+            let o = got.first { $0.body?.resume_workflow_url == h.url(p.id) }?.body
+            #expect(o != nil, "\(p.id) got an outcome")
+            if let o { Self.expectNormal(o, posts: n, case: p.id) }
+        }
         #expect(got.first { $0.messageId == "after-poison" }?.body?.status == "succeeded")
-        #expect(left == 0, "both acked")
+        #expect(left == 0, "all acked")
     }
 }
