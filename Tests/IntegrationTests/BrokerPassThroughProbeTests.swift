@@ -25,8 +25,10 @@ import Testing
 ///   infinity (Erlang cannot represent them, so the decoder fails).
 /// - Refused with channel.close 406 PRECONDITION_FAILED: delivery_mode other
 ///   than 1 or 2 ("invalid message: {delivery_mode_unknown,0}"), expiration
-///   that is not a non-negative integer below 2^32 ms ("no_integer",
-///   "value_negative", "value_too_large"), user_id other than the login user.
+///   that is not a non-negative integer ("no_integer", "value_negative"; 20
+///   digits: "value_too_large"), user_id other than the login user.
+/// - A content header frame over frame_max: connection.close 501
+///   "frame_too_large" (the raw publisher refuses to send one).
 /// - expiration "0": confirmed, and expired at once (never delivered).
 /// So a consumer must survive everything in the "delivered" list; nothing
 /// with an unknown kind, a truncated table or a NaN ever reaches it.
