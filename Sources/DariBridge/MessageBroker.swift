@@ -1,28 +1,44 @@
-/// A message as the pipeline sees it, whatever broker delivered it.
+/// A message as the pipeline sees it, whatever broker delivered it. Every
+/// field comes from whoever published the message: untrusted.
 public struct InboundMessage: Sendable {
     public var body: [UInt8]
+    /// The size the broker announced. Over the broker adapter's limit the body
+    /// was dropped while it was read (`bodyDiscarded`, `body` empty).
+    public var bodySize: Int
+    public var bodyDiscarded: Bool
     public var messageId: String?
     public var correlationId: String?
     public var replyTo: String?
+    /// The headers that have a text form: strings (valid UTF-8) and integers
+    /// (in decimal). Headers of other types are not in here.
     public var headers: [String: String]
     public var redelivered: Bool
     /// Opaque to the pipeline: identifies the delivery for ack (tag + channel incarnation).
     public var token: DeliveryToken
+    /// Opaque to the pipeline: what the broker adapter keeps of the delivery
+    /// (e.g. the original header table, passed on to a delay queue as it was).
+    public var brokerContext: (any Sendable)?
 
     public init(body: [UInt8], messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil,
-                headers: [String: String] = [:], redelivered: Bool = false, token: DeliveryToken) {
+                headers: [String: String] = [:], redelivered: Bool = false, token: DeliveryToken,
+                bodySize: Int? = nil, bodyDiscarded: Bool = false, brokerContext: (any Sendable)? = nil) {
         self.body = body
+        self.bodySize = bodySize ?? body.count
+        self.bodyDiscarded = bodyDiscarded
         self.messageId = messageId
         self.correlationId = correlationId
         self.replyTo = replyTo
         self.headers = headers
         self.redelivered = redelivered
         self.token = token
+        self.brokerContext = brokerContext
     }
 }
 
 /// The header that carries the attempts already made through delay queues.
 public let attemptsHeader = "x-dari-attempts"
+/// Set by quorum queues on a redelivery: how often the message was returned before.
+public let deliveryCountHeader = "x-delivery-count"
 
 public struct DeliveryToken: Sendable, Hashable {
     public var tag: UInt64
@@ -72,4 +88,11 @@ public protocol MessageBroker: Sendable {
     /// Acks a delivery; silently drops it when the delivery's channel is gone
     /// (the broker redelivers the message instead).
     func ack(_ token: DeliveryToken) async
+    /// Hands a delivery that was not started back to the broker (reject with
+    /// requeue); dropped like an ack when its channel is gone.
+    func requeue(_ token: DeliveryToken) async
+    /// Whether the delivery's channel is still the current one (its ack can
+    /// still be sent). A waiting delivery of a dead channel is not started: the
+    /// broker redelivers it.
+    func isLive(_ token: DeliveryToken) -> Bool
 }

@@ -13,6 +13,7 @@ public struct Outcome: Sendable, Equatable {
         case urlNotAllowed = "url_not_allowed"
         case dariError = "dari_error"
         case retriesExhausted = "retries_exhausted"
+        case deliveryLimit = "delivery_limit"
     }
 
     public var status: Status

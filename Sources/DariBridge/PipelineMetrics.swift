@@ -8,6 +8,11 @@ public final class PipelineMetrics: Sendable {
     public let urlNotAllowed = Atomic<Int>(0)
     public let dariError = Atomic<Int>(0)
     public let retriesExhausted = Atomic<Int>(0)
+    public let deliveryLimit = Atomic<Int>(0)
+    /// Outcome copies not sent to a reply_to outside DARI_BRIDGE_ALLOWED_REPLY_TO.
+    public let replyToRefused = Atomic<Int>(0)
+    /// Deliveries handed back to the broker unstarted (shutdown).
+    public let requeued = Atomic<Int>(0)
     public let httpAttempts = Atomic<Int>(0)
     public let republishedFromMemory = Atomic<Int>(0)
     public let publishRetries = Atomic<Int>(0)
@@ -25,6 +30,7 @@ public final class PipelineMetrics: Sendable {
         case .urlNotAllowed: urlNotAllowed.add(1, ordering: .relaxed)
         case .dariError: dariError.add(1, ordering: .relaxed)
         case .retriesExhausted: retriesExhausted.add(1, ordering: .relaxed)
+        case .deliveryLimit: deliveryLimit.add(1, ordering: .relaxed)
         }
     }
 }

@@ -50,9 +50,11 @@ public final class RecentOutcomes: Sendable {
             completedAt = outcome.completedAt
         }
 
-        static let deferred = Remembered()
-        private init() {
-            status = nil; error = nil; attempts = 0; httpStatus = -1; responseJSON = nil; detail = nil
+        /// A hand-off to a delay queue of the delivery that carried `handedOffAttempts`
+        /// attempts (its `x-dari-attempts`; the delayed copy carries more).
+        static func deferred(handedOffAttempts: Int) -> Remembered { Remembered(handedOffAttempts: handedOffAttempts) }
+        private init(handedOffAttempts: Int) {
+            status = nil; error = nil; attempts = Int32(clamping: handedOffAttempts); httpStatus = -1; responseJSON = nil; detail = nil
             receivedAt = Date(timeIntervalSinceReferenceDate: 0); completedAt = receivedAt
         }
 
@@ -114,13 +116,23 @@ public final class RecentOutcomes: Sendable {
 
     /// Remembers that the message went to a delay queue: a redelivery of the
     /// original (its ack was lost) is then acked without a POST.
-    public func rememberDeferred(_ key: String, now: ContinuousClock.Instant = .now) {
-        store(.deferred, for: key, now: now)
+    /// Remembers that the delivery of `key` that carried `handedOffAttempts`
+    /// prior attempts was handed to a delay queue (confirmed). Only a
+    /// redelivery of that same delivery may be acked on the strength of it:
+    /// the delayed copy carries a higher attempts count and must be handled.
+    public func rememberDeferred(_ key: String, handedOffAttempts: Int = 0, now: ContinuousClock.Instant = .now) {
+        store(.deferred(handedOffAttempts: handedOffAttempts), for: key, now: now)
+    }
+
+    /// When the latest thing remembered for `key` is a hand-off to a delay
+    /// queue: the prior attempts of the delivery that was handed off.
+    public func deferredFrom(_ key: String, now: ContinuousClock.Instant = .now) -> Int? {
+        live(Digest(key), now: now).flatMap { $0.status == nil ? Int($0.attempts) : nil }
     }
 
     /// Whether the latest thing remembered for `key` is a hand-off to a delay queue.
     public func wasDeferred(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
-        live(Digest(key), now: now).map { $0.status == nil } ?? false
+        deferredFrom(key, now: now) != nil
     }
 
     /// The latest outcome remembered for `key` (nil when none, expired, or a hand-off to a delay queue).

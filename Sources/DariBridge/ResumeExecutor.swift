@@ -16,6 +16,9 @@ public struct ResumeExecutor: Sendable {
             /// The next wait is too long to hold the delivery: hand the message to
             /// a delay queue; `attempts` travel with it.
             case deferred(Duration)
+            /// The transport refused to send the request as the URL policy
+            /// approved it (`DariRequestRefused`): no request made, no retry.
+            case refused
         }
         public var kind: Kind
         public var attempts: Int
@@ -52,7 +55,9 @@ public struct ResumeExecutor: Sendable {
     /// `priorAttempts`: attempts made before this delivery (from the delay queue).
     public func execute(_ request: ResumeRequest, traceparent: String?, priorAttempts: Int = 0) async throws -> Result {
         let body = request.httpBody()
-        var attempt = max(0, priorAttempts)
+        // Bounded whatever the header said (the pipeline clamps it too): no
+        // arithmetic on an untrusted number without bounds.
+        var attempt = min(max(0, priorAttempts), policy.maxAttempts)
         if attempt >= policy.maxAttempts {
             return Result(kind: .retriesExhausted, attempts: attempt, httpStatus: nil, responseJSON: nil,
                           detail: "no attempts left: \(attempt) already made")
@@ -78,6 +83,8 @@ public struct ResumeExecutor: Sendable {
                 retryAfter = response.retryAfter.flatMap { RetryAfter.parse($0, now: now()) }
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let refused as DariRequestRefused {
+                return Result(kind: .refused, attempts: attempt - 1, httpStatus: nil, responseJSON: nil, detail: refused.reason)
             } catch {
                 reason = (error as? DariTransportError)?.reason ?? "\(error)"
             }

@@ -10,17 +10,32 @@ public struct PipelineSettings: Sendable {
     public var resultsExchange: String
     public var maxMessageBytes: Int
     public var urlPolicy: URLPolicy
+    /// Messages handled at once; deliveries beyond it (prefetch above the
+    /// concurrency) wait in memory until a slot frees.
+    public var concurrency: Int
+    /// A delivery whose `x-delivery-count` has reached this gets `delivery_limit`, no POST.
+    public var maxDeliveries: Int
+    /// Queue-name prefixes a `reply_to` may name; nil: any.
+    public var allowedReplyTo: [String]?
 
-    public init(resultsExchange: String, maxMessageBytes: Int, urlPolicy: URLPolicy) {
+    public init(resultsExchange: String, maxMessageBytes: Int, urlPolicy: URLPolicy,
+                concurrency: Int = 64, maxDeliveries: Int = 5, allowedReplyTo: [String]? = nil) {
         self.resultsExchange = resultsExchange
         self.maxMessageBytes = maxMessageBytes
         self.urlPolicy = urlPolicy
+        self.concurrency = max(1, concurrency)
+        self.maxDeliveries = max(1, maxDeliveries)
+        self.allowedReplyTo = allowedReplyTo
     }
 }
 
 /// One message, one pipeline: decode, URL policy, POST with retries, publish
 /// the outcome (confirmed), then ack. Messages run concurrently; nothing is
 /// shared between them but the broker and the recent-outcomes memory.
+///
+/// Every exit acks only after a confirmed outcome or a confirmed hand-off of
+/// that same delivery to a delay queue (or, for a redelivery of a delivery
+/// whose hand-off was confirmed, that hand-off).
 public final class ResumePipeline: Sendable {
     public let settings: PipelineSettings
     public let executor: ResumeExecutor
@@ -28,6 +43,7 @@ public final class ResumePipeline: Sendable {
     public let recent: RecentOutcomes
     public let metrics: PipelineMetrics
     let inFlight = InFlightMessages()
+    let slots: DeliverySlots
     let logger: Logger
 
     public init(settings: PipelineSettings, executor: ResumeExecutor, broker: any MessageBroker,
@@ -38,23 +54,7 @@ public final class ResumePipeline: Sendable {
         self.recent = recent
         self.metrics = metrics
         self.logger = logger
-    }
-
-    /// Handles deliveries concurrently until the sequence ends, then waits for
-    /// those in flight. Cancel the calling task to abandon what is in flight
-    /// (those messages stay unacked and go back to the queue). Deliveries that
-    /// arrive once `isStopping()` is true are not started (left for redelivery).
-    public func process<S: AsyncSequence & Sendable>(_ deliveries: S, isStopping: @escaping @Sendable () -> Bool) async where S.Element == InboundMessage {
-        await withDiscardingTaskGroup { group in
-            do {
-                for try await message in deliveries {
-                    if isStopping() { continue }
-                    group.addTask { await self.handle(message) }
-                }
-            } catch {
-                logger.warning("delivery stream ended with an error", metadata: ["error": "\(error)"])
-            }
-        }
+        self.slots = DeliverySlots(limit: settings.concurrency)
     }
 
     /// The whole path for one message. Returns after the ack, or without an
@@ -65,59 +65,22 @@ public final class ResumePipeline: Sendable {
         metrics.inFlight.add(1, ordering: .relaxed)
         defer { metrics.inFlight.subtract(1, ordering: .relaxed) }
         var log = logger
-        if let id = message.messageId { log[metadataKey: "message_id"] = "\(id)" }
+        if let id = message.messageId { log[metadataKey: "message_id"] = "\(LogSafe.text(id))" }
+        if let id = message.correlationId { log[metadataKey: "correlation_id"] = "\(LogSafe.text(id))" }
 
         let outcome: Outcome
-        switch ResumeRequestDecoder.decode(message.body, maxBytes: settings.maxMessageBytes) {
-        case .failure(let invalid):
-            log.debug("invalid message", metadata: ["detail": "\(invalid.detail)", "bytes": "\(message.body.count)"])
-            outcome = failed(message, receivedAt, url: invalid.resumeURL, error: .invalidMessage, detail: invalid.detail)
-        case .success(let request):
-            let key = RecentOutcomes.identity(messageId: message.messageId, request: request)
-            if message.redelivered {
-                // The original may still be running here (its ack will be dropped): wait for it.
-                await inFlight.waitUntilDone(key)
-            }
-            let registered = inFlight.begin(key)
-            defer { if registered { inFlight.end(key) } }
-            if message.redelivered, recent.wasDeferred(key) {
-                log.debug("redelivered message that already went to a delay queue: acked, no POST")
-                metrics.republishedFromMemory.add(1, ordering: .relaxed)
-                await broker.ack(message.token)
-                return
-            }
-            if message.redelivered, let known = recent.lookup(key)?.outcome(
-                resumeURL: request.resumeURL, messageId: message.messageId, correlationId: message.correlationId) {
-                log.debug("redelivered message with a known outcome: republishing it, no POST")
-                metrics.republishedFromMemory.add(1, ordering: .relaxed)
-                outcome = known
-            } else if let reason = settings.urlPolicy.rejection(for: request.resumeURL) {
-                log.debug("resume URL not allowed", metadata: ["reason": "\(reason)"])
-                outcome = failed(message, receivedAt, url: request.resumeURL, error: .urlNotAllowed, detail: reason)
-            } else {
-                log.debug("resuming", metadata: ["variables": "\(request.variableKeys.count) keys, \(request.variablesJSON.count) bytes"])
-                let result: ResumeExecutor.Result
-                let prior = message.headers[attemptsHeader].flatMap { Int($0) } ?? 0
-                do {
-                    result = try await executor.execute(request, traceparent: Self.traceparent(message.headers), priorAttempts: prior)
-                } catch {
-                    log.debug("abandoned before an answer; the message stays on the queue")
-                    metrics.abandoned.add(1, ordering: .relaxed)
-                    return
-                }
-                if case .deferred(let delay) = result.kind {
-                    metrics.httpAttempts.add(result.attempts - prior, ordering: .relaxed)
-                    await deferToDelayQueue(message, key: key, attempts: result.attempts, delay: delay, log: log)
-                    return
-                }
-                metrics.httpAttempts.add(result.attempts - prior, ordering: .relaxed)
-                outcome = Outcome(
-                    status: result.kind == .succeeded ? .succeeded : .failed,
-                    resumeURL: request.resumeURL, messageId: message.messageId, correlationId: message.correlationId,
-                    attempts: result.attempts, httpStatus: result.httpStatus, responseJSON: result.responseJSON,
-                    error: Self.errorKind(result.kind),
-                    detail: result.detail, receivedAt: receivedAt, completedAt: executor.now())
-                recent.remember(outcome, for: key)
+        if message.bodyDiscarded || message.bodySize > settings.maxMessageBytes {
+            let detail = "message body is \(message.bodySize) bytes, over the limit of \(settings.maxMessageBytes)"
+            log.debug("invalid message", metadata: ["detail": "\(detail)"])
+            outcome = failed(message, receivedAt, url: nil, error: .invalidMessage, detail: detail)
+        } else {
+            switch ResumeRequestDecoder.decode(message.body, maxBytes: settings.maxMessageBytes) {
+            case .failure(let invalid):
+                log.debug("invalid message", metadata: ["detail": "\(LogSafe.text(invalid.detail))", "bytes": "\(message.body.count)"])
+                outcome = failed(message, receivedAt, url: invalid.resumeURL, error: .invalidMessage, detail: invalid.detail)
+            case .success(let request):
+                guard let decided = await resume(request, message, receivedAt: receivedAt, log: log) else { return }
+                outcome = decided
             }
         }
         guard await publish(outcome, for: message, log: log) else {
@@ -130,16 +93,80 @@ public final class ResumePipeline: Sendable {
         await broker.ack(message.token)
     }
 
+    /// A valid request: known outcome, delivery limit, URL policy, POST.
+    /// Returns nil when the delivery was dealt with here (acked after a
+    /// confirmed hand-off, or abandoned at shutdown).
+    private func resume(_ request: ResumeRequest, _ message: InboundMessage, receivedAt: Date, log: Logger) async -> Outcome? {
+        let key = RecentOutcomes.identity(messageId: message.messageId, request: request)
+        let prior = Self.priorAttempts(message.headers, maxAttempts: executor.policy.maxAttempts)
+        if message.redelivered {
+            // The original may still be running here (its ack will be dropped): wait for it.
+            await inFlight.waitUntilDone(key)
+        }
+        let registered = inFlight.begin(key)
+        defer { if registered { inFlight.end(key) } }
+        // The same delivery as one this process handed to a delay queue (same
+        // attempts count as the delivery that was handed off; the delayed copy
+        // carries a higher one): that hand-off was confirmed, the copy carries
+        // the message on. A redelivered *copy* does not match and is handled.
+        if message.redelivered, recent.deferredFrom(key) == prior {
+            log.debug("redelivered message that already went to a delay queue: acked, no POST")
+            metrics.republishedFromMemory.add(1, ordering: .relaxed)
+            await broker.ack(message.token)
+            return nil
+        }
+        if message.redelivered, let known = recent.lookup(key)?.outcome(
+            resumeURL: request.resumeURL, messageId: message.messageId, correlationId: message.correlationId) {
+            log.debug("redelivered message with a known outcome: republishing it, no POST")
+            metrics.republishedFromMemory.add(1, ordering: .relaxed)
+            return known
+        }
+        if let count = Self.deliveryCount(message.headers), count >= settings.maxDeliveries {
+            log.warning("delivery limit reached: failed outcome without a POST", metadata: ["deliveries": "\(count)"])
+            return failed(message, receivedAt, url: request.resumeURL, error: .deliveryLimit,
+                          detail: "delivered \(count + 1) times (x-delivery-count \(count)), at or over the limit of \(settings.maxDeliveries) (DARI_BRIDGE_MAX_DELIVERIES): not sent to Dari again")
+        }
+        if let reason = settings.urlPolicy.rejection(for: request.resumeURL) {
+            log.debug("resume URL not allowed", metadata: ["reason": "\(LogSafe.text(reason))"])
+            return failed(message, receivedAt, url: request.resumeURL, error: .urlNotAllowed, detail: reason)
+        }
+        log.debug("resuming", metadata: ["variables": "\(request.variableKeys.count) keys, \(request.variablesJSON.count) bytes",
+                                         "attempt": "\(prior + 1)"])
+        let result: ResumeExecutor.Result
+        do {
+            result = try await executor.execute(request, traceparent: Self.traceparent(message.headers), priorAttempts: prior)
+        } catch {
+            log.debug("abandoned before an answer; the message stays on the queue")
+            metrics.abandoned.add(1, ordering: .relaxed)
+            return nil
+        }
+        // Both are bounded (0...maxAttempts): no overflow whatever the header said.
+        metrics.httpAttempts.add(max(0, result.attempts - prior), ordering: .relaxed)
+        if case .deferred(let delay) = result.kind {
+            await deferToDelayQueue(message, key: key, priorAttempts: prior, attempts: result.attempts, delay: delay, log: log)
+            return nil
+        }
+        let outcome = Outcome(
+            status: result.kind == .succeeded ? .succeeded : .failed,
+            resumeURL: request.resumeURL, messageId: message.messageId, correlationId: message.correlationId,
+            attempts: result.attempts, httpStatus: result.httpStatus, responseJSON: result.responseJSON,
+            error: Self.errorKind(result.kind),
+            detail: result.detail, receivedAt: receivedAt, completedAt: executor.now())
+        recent.remember(outcome, for: key)
+        return outcome
+    }
+
     static func errorKind(_ kind: ResumeExecutor.Result.Kind) -> Outcome.ErrorKind? {
         switch kind {
         case .succeeded: return nil
         case .dariError: return .dariError
+        case .refused: return .urlNotAllowed
         case .retriesExhausted, .deferred: return .retriesExhausted
         }
     }
 
     /// Hands the message to a delay queue (confirmed), then acks the delivery.
-    private func deferToDelayQueue(_ message: InboundMessage, key: String, attempts: Int, delay: Duration, log: Logger) async {
+    private func deferToDelayQueue(_ message: InboundMessage, key: String, priorAttempts: Int, attempts: Int, delay: Duration, log: Logger) async {
         log.debug("long wait: moving to a delay queue", metadata: ["attempts": "\(attempts)", "delay": "\(delay)"])
         let moved = await untilConfirmed(log: log) { () throws(PublishFailure) in
             try await self.broker.deferMessage(message, attempts: attempts, delay: delay)
@@ -149,93 +176,13 @@ public final class ResumePipeline: Sendable {
             return
         }
         metrics.deferred.add(1, ordering: .relaxed)
-        recent.rememberDeferred(key)
+        recent.rememberDeferred(key, handedOffAttempts: priorAttempts)
         await broker.ack(message.token)
     }
 
-    private func failed(_ message: InboundMessage, _ receivedAt: Date, url: String?, error: Outcome.ErrorKind, detail: String) -> Outcome {
+    func failed(_ message: InboundMessage, _ receivedAt: Date, url: String?, error: Outcome.ErrorKind, detail: String) -> Outcome {
         Outcome(status: .failed, resumeURL: url, messageId: message.messageId, correlationId: message.correlationId,
                 attempts: 0, httpStatus: nil, responseJSON: nil, error: error, detail: detail,
                 receivedAt: receivedAt, completedAt: executor.now())
-    }
-
-    /// Publishes to the results exchange (and to reply_to), retrying until the
-    /// broker confirms. Returns false only when cancelled first.
-    private func publish(_ outcome: Outcome, for message: InboundMessage, log: Logger) async -> Bool {
-        let body = outcome.encode()
-        let main = OutgoingMessage(exchange: settings.resultsExchange, routingKey: outcome.routingKey, body: body,
-                                   messageId: UUID().uuidString, correlationId: message.correlationId)
-        guard let replyTo = message.replyTo, !replyTo.isEmpty else {
-            return await publishReliably(main, log: log)
-        }
-        // The reply copy is mandatory: a missing reply queue is reported, not retried.
-        let reply = OutgoingMessage(exchange: "", routingKey: replyTo, body: body, messageId: UUID().uuidString,
-                                    correlationId: message.correlationId, mandatory: true)
-        async let mainDone = publishReliably(main, log: log)
-        // reply_to is the requester's choice: a copy the broker keeps refusing
-        // (a full reject-publish queue) must not hold the input forever.
-        let replyDone = await untilConfirmed(log: log, maxTransientFailures: Self.replyCopyAttempts) { () throws(PublishFailure) in
-            try await self.broker.publish(reply)
-        }
-        return await mainDone && replyDone
-    }
-
-    private func publishReliably(_ message: OutgoingMessage, log: Logger) async -> Bool {
-        await untilConfirmed(log: log) { () throws(PublishFailure) in
-            try await self.broker.publish(message)
-        }
-    }
-
-    /// Runs a broker publish until the broker confirms it, backing off from
-    /// 100 ms to 5 s between transient failures. An unroutable (mandatory)
-    /// message counts as done: only the reply_to copy is mandatory, and a
-    /// missing reply queue is the requester's business. Returns false only when
-    /// cancelled first (shutdown past the drain deadline).
-    static let replyCopyAttempts = 5
-
-    private func untilConfirmed(log: Logger, maxTransientFailures: Int? = nil, _ publish: () async throws(PublishFailure) -> Void) async -> Bool {
-        var delay = Duration.milliseconds(100)
-        var failures = 0
-        while true {
-            do throws(PublishFailure) {
-                try await publish()
-                return true
-            } catch {
-                switch error {
-                case .unroutable(let reason):
-                    log.warning("outcome copy to reply_to could not be routed", metadata: ["reason": "\(reason)"])
-                    return true
-                case .transient(let reason):
-                    failures += 1
-                    if let maxTransientFailures, failures >= maxTransientFailures {
-                        log.warning("outcome copy to reply_to refused repeatedly; giving up on the copy", metadata: ["reason": "\(reason)"])
-                        return true
-                    }
-                    metrics.publishRetries.add(1, ordering: .relaxed)
-                    log.debug("publish failed; retrying", metadata: ["reason": "\(reason)"])
-                }
-            }
-            do {
-                try await Task.sleep(for: delay)
-            } catch {
-                return false
-            }
-            delay = min(delay * 2, .seconds(5))
-        }
-    }
-
-    /// A W3C traceparent, passed on only when well-formed (no header injection).
-    static func traceparent(_ headers: [String: String]) -> String? {
-        guard let value = headers["traceparent"] else { return nil }
-        let bytes = Array(value.utf8)
-        guard bytes.count == 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else { return nil }
-        for (i, b) in bytes.enumerated() where i != 2 && i != 35 && i != 52 {
-            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b) else { return nil }
-        }
-        // Version ff is invalid, and so are all-zero trace and parent ids.
-        if value.hasPrefix("ff") || bytes[3..<35].allSatisfy({ $0 == UInt8(ascii: "0") }) || bytes[36..<52].allSatisfy({ $0 == UInt8(ascii: "0") }) {
-            return nil
-        }
-        return value
     }
 }

@@ -54,7 +54,7 @@ public enum Application {
         let broker = RabbitMQBroker(config: config, logger: logger)
         let metrics = PipelineMetrics()
         let pipeline = ResumePipeline(
-            settings: PipelineSettings(resultsExchange: config.resultsExchange, maxMessageBytes: config.maxMessageBytes, urlPolicy: config.urlPolicy),
+            settings: config.pipelineSettings,
             executor: config.executor(transport: client),
             broker: broker, metrics: metrics, logger: logger)
         let worker = WorkerService(broker: broker, pipeline: pipeline, drainTimeout: .milliseconds(config.drainTimeoutMs), logger: logger)
@@ -64,8 +64,8 @@ public enum Application {
         }
         services.append(worker)  // last in, first to shut down
         logger.info("starting", metadata: [
-            "version": "\(DariBridgeVersion.current)", "broker": "\(config.amqpURL)", "queue": "\(config.queue)",
-            "results_exchange": "\(config.resultsExchange)", "concurrency": "\(config.concurrency)",
+            "version": "\(DariBridgeVersion.current)", "brokers": "\(config.amqpURLs.map(\.description).joined(separator: ","))", "queue": "\(config.queue)",
+            "results_exchange": "\(config.resultsExchange)", "concurrency": "\(config.concurrency)", "prefetch": "\(config.effectivePrefetch)",
             "allowed_hosts": "\(config.allowedHosts.joined(separator: ","))",
         ])
         let group = ServiceGroup(configuration: .init(

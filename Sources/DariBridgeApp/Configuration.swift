@@ -6,8 +6,21 @@ import RabbitMQ
 /// environment and `--flags` (a flag wins) by `Configuration.load`, or
 /// directly by tests.
 public struct Configuration: Sendable {
-    public var amqpURL = AMQPURL.default
+    /// The broker's nodes; each (re)connect tries them in a random order.
+    public var amqpURLs = [AMQPURL.default]
+    /// The first node (what a single-node setup means by "the broker").
+    public var amqpURL: AMQPURL {
+        get { amqpURLs.first ?? AMQPURL.default }
+        set { amqpURLs = [newValue] }
+    }
     public var queue = "dari.resume.requests"
+    /// The type a missing input queue (and the delay queues) is declared with.
+    public var queueType = QueueType.quorum
+    public var maxDeliveries = 5
+    /// `basic.qos` prefetch; nil: the concurrency.
+    public var prefetch: Int? = nil
+    /// Queue-name prefixes a reply_to may name; nil: any.
+    public var allowedReplyTo: [String]? = nil
     public var resultsExchange = "dari.resume.results"
     public var allowedHosts = ["api.usedari.com"]
     public var allowedPathPrefixes = ["/public/send-user-signal/", "/send-user-signal/"]
@@ -30,6 +43,19 @@ public struct Configuration: Sendable {
     public var logLevel = Logger.Level.info
 
     public init() {}
+
+    public enum QueueType: String, Sendable, CaseIterable {
+        case quorum, classic
+    }
+
+    /// The prefetch in force: DARI_BRIDGE_PREFETCH, else the concurrency.
+    public var effectivePrefetch: Int { prefetch ?? concurrency }
+
+    /// The pipeline's settings for this configuration.
+    public var pipelineSettings: PipelineSettings {
+        PipelineSettings(resultsExchange: resultsExchange, maxMessageBytes: maxMessageBytes, urlPolicy: urlPolicy,
+                         concurrency: concurrency, maxDeliveries: maxDeliveries, allowedReplyTo: allowedReplyTo)
+    }
 
     public var urlPolicy: URLPolicy {
         URLPolicy(allowedHosts: allowedHosts, allowedPathPrefixes: allowedPathPrefixes, allowInsecureHTTP: allowInsecureHTTP)
@@ -69,6 +95,24 @@ extension Configuration {
             do { c.amqpURL = try AMQPURL(parsing: v) } catch { throw bad("AMQP_URL", "--amqp-url", "\(error)") }
         },
         string("DARI_BRIDGE_QUEUE", "--queue", "input queue, declared durable", \.queue),
+        Setting(env: "DARI_BRIDGE_QUEUE_TYPE", flag: "--queue-type", help: "type a missing input queue (and the delay queues) is declared with: quorum or classic; an existing queue is used as it is", defaultText: "quorum") { c, v throws(ConfigurationError) in
+            guard let t = QueueType(rawValue: v.trimmingSpaces.lowercased()) else {
+                throw bad("DARI_BRIDGE_QUEUE_TYPE", "--queue-type", "'\(v.printable)' is not quorum or classic")
+            }
+            c.queueType = t
+        },
+        int("DARI_BRIDGE_MAX_DELIVERIES", "--max-deliveries", "a delivery whose x-delivery-count reached this gets delivery_limit, no POST", 1...1_000_000, \.maxDeliveries),
+        Setting(env: "DARI_BRIDGE_PREFETCH", flag: "--prefetch", help: "basic.qos prefetch; above the concurrency the surplus waits in memory", defaultText: "= concurrency") { c, v throws(ConfigurationError) in
+            guard let n = Int(v.trimmingSpaces), (1...65535).contains(n) else {
+                throw bad("DARI_BRIDGE_PREFETCH", "--prefetch", "'\(v.printable)' is not a whole number from 1 to 65535")
+            }
+            c.prefetch = n
+        },
+        Setting(env: "DARI_BRIDGE_ALLOWED_REPLY_TO", flag: "--allowed-reply-to", help: "comma list of queue-name prefixes a reply_to may name; others get no copy", defaultText: "(any)") { c, v throws(ConfigurationError) in
+            let items = v.split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+            guard !items.isEmpty else { throw bad("DARI_BRIDGE_ALLOWED_REPLY_TO", "--allowed-reply-to", "must list at least one prefix") }
+            c.allowedReplyTo = items
+        },
         string("DARI_BRIDGE_RESULTS_EXCHANGE", "--results-exchange", "topic exchange for outcomes, declared durable", \.resultsExchange),
         list("DARI_BRIDGE_ALLOWED_HOSTS", "--allowed-hosts", "comma list of host or host:port a resume URL may target", \.allowedHosts),
         list("DARI_BRIDGE_ALLOWED_PATH_PREFIXES", "--allowed-path-prefixes", "comma list of path prefixes a resume URL may have", \.allowedPathPrefixes),
@@ -168,6 +212,9 @@ extension Configuration {
         }
         if config.maxBackoffMs < config.initialBackoffMs {
             throw bad("DARI_BRIDGE_MAX_BACKOFF_MS", "--max-backoff-ms", "must be at least DARI_BRIDGE_INITIAL_BACKOFF_MS (\(config.initialBackoffMs))")
+        }
+        if let prefetch = config.prefetch, prefetch < config.concurrency {
+            throw bad("DARI_BRIDGE_PREFETCH", "--prefetch", "must be at least DARI_BRIDGE_CONCURRENCY (\(config.concurrency))")
         }
         if config.reconnectMaxMs < config.reconnectInitialMs {
             throw bad("DARI_BRIDGE_RECONNECT_MAX_MS", "--reconnect-max-ms", "must be at least DARI_BRIDGE_RECONNECT_INITIAL_MS (\(config.reconnectInitialMs))")

@@ -87,6 +87,7 @@ enum PrometheusText {
         out += "dari_bridge_messages_total{outcome=\"url_not_allowed\"} \(v(m.urlNotAllowed))\n"
         out += "dari_bridge_messages_total{outcome=\"dari_error\"} \(v(m.dariError))\n"
         out += "dari_bridge_messages_total{outcome=\"retries_exhausted\"} \(v(m.retriesExhausted))\n"
+        out += "dari_bridge_messages_total{outcome=\"delivery_limit\"} \(v(m.deliveryLimit))\n"
         out += "# TYPE dari_bridge_deliveries_received_total counter\n"
         out += "dari_bridge_deliveries_received_total \(v(m.received))\n"
         out += "# TYPE dari_bridge_http_attempts_total counter\n"
@@ -103,6 +104,15 @@ enum PrometheusText {
         out += "dari_bridge_broker_reconnects_total \(broker.reconnects.load(ordering: .relaxed))\n"
         out += "# TYPE dari_bridge_acks_dropped_total counter\n"
         out += "dari_bridge_acks_dropped_total \(broker.droppedAcks.load(ordering: .relaxed))\n"
+        out += "# HELP dari_bridge_broker_connected The broker node the worker is connected to (1), by node (host:port).\n"
+        out += "# TYPE dari_bridge_broker_connected gauge\n"
+        if let node = broker.connectedNode {
+            out += "dari_bridge_broker_connected{node=\"\(node)\"} 1\n"
+        }
+        out += "# TYPE dari_bridge_deliveries_requeued_total counter\n"
+        out += "dari_bridge_deliveries_requeued_total \(v(m.requeued))\n"
+        out += "# TYPE dari_bridge_reply_to_refused_total counter\n"
+        out += "dari_bridge_reply_to_refused_total \(v(m.replyToRefused))\n"
         out += "# TYPE dari_bridge_ready gauge\n"
         out += "dari_bridge_ready \(broker.isReady ? 1 : 0)\n"
         return out

@@ -3,11 +3,12 @@ import Logging
 import RabbitMQ
 import Synchronization
 
-/// The pipeline's broker, on RabbitMQ: keeps one connection alive (reconnects
-/// with jittered exponential backoff, re-declares the topology, re-applies
-/// qos and consumes again), merges the deliveries of every connection into one
-/// stream, publishes on whatever connection is current, and drops acks whose
-/// delivery came from a connection that is gone (the broker redelivers those).
+/// The pipeline's broker, on RabbitMQ: keeps one connection alive to one of
+/// the configured nodes (each connect tries them in a random order; after all
+/// failed, jittered exponential backoff), checks or declares the topology,
+/// applies qos and consumes. Deliveries of every connection go into one
+/// stream; acks whose delivery came from a connection that is gone are dropped
+/// (the broker redelivers those messages).
 public final class RabbitMQBroker: MessageBroker, Sendable {
     struct State {
         var connection: AMQPConnection?
@@ -15,6 +16,8 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
         var stopping = false
         var ready = false
         var connects = 0
+        /// host:port of the node connected to (no credentials).
+        var node: String?
     }
 
     let config: Configuration
@@ -38,14 +41,21 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
         state.withLock { $0.ready && ($0.connection.map { $0.isOpen && !$0.isBlocked } ?? false) }
     }
 
+    /// `host:port` of the node the worker is connected to, nil when not connected.
+    public var connectedNode: String? {
+        state.withLock { s in s.connection?.isOpen == true ? s.node : nil }
+    }
+
     var connectionOptions: AMQPConnection.Options {
         var options = AMQPConnection.Options()
         options.heartbeatSeconds = Int32(config.heartbeatSeconds)
         options.connectionName = "dari-bridge \(DariBridgeVersion.current)"
+        // Larger bodies are dropped while read (invalid_message), never held.
+        options.maxBodyBytes = config.maxMessageBytes
         let logger = self.logger
         options.onBlocked = { blocked, reason in
             if blocked {
-                logger.warning("broker blocked publishing (resource alarm); outcomes wait", metadata: ["reason": "\(reason)"])
+                logger.warning("broker blocked publishing (resource alarm); outcomes wait", metadata: ["reason": "\(LogSafe.text(reason))"])
             } else {
                 logger.info("broker unblocked publishing")
             }
@@ -54,78 +64,105 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
     }
 
     /// Runs until `stopConsuming()`: connect, set up, consume; on any loss,
-    /// back off and do it again. Never throws: an unreachable broker is not a
-    /// configuration error.
+    /// connect again (at once to another node when the node shut down, else
+    /// after a backoff once every node failed). Never throws: an unreachable
+    /// broker is not a configuration error.
     public func run() async {
         var delay = Duration.milliseconds(config.reconnectInitialMs)
         var outage = false
+        var avoid: String? = nil
         while !isStopping && !Task.isCancelled {
             var connection: AMQPConnection? = nil
+            var lostError: (any Error)? = nil
             do {
-                let conn = try await AMQPConnection.connect(to: config.amqpURL, options: connectionOptions, logger: logger)
+                let (conn, url) = try await connectToSomeNode(avoiding: avoid)
                 connection = conn
-                try await conn.declareExchange(config.resultsExchange, type: "topic", durable: true)
-                try await conn.qos(prefetchCount: UInt16(config.concurrency))
+                let ready = try await ensureTopology(on: conn, url: url)
+                connection = ready
+                try await ready.qos(prefetchCount: UInt16(clamping: config.effectivePrefetch))
                 let first = state.withLock { s in
-                    s.connection = conn
+                    s.connection = ready
+                    s.node = "\(url.host):\(url.port)"
                     s.connects += 1
                     return s.connects == 1
                 }
                 if !first { reconnects.add(1, ordering: .relaxed) }
                 logger.info(outage || !first ? "reconnected to the broker" : "connected to the broker",
-                            metadata: ["broker": "\(config.amqpURL)", "queue": "\(config.queue)", "prefetch": "\(config.concurrency)"])
+                            metadata: ["node": "\(url)", "queue": "\(config.queue)", "prefetch": "\(config.effectivePrefetch)"])
                 outage = false
                 delay = .milliseconds(config.reconnectInitialMs)
-                try await consume(on: conn)
+                try await consume(on: ready)
                 if isStopping { return }
             } catch {
+                lostError = error
                 if !outage {
-                    logger.warning("broker connection lost or refused; reconnecting with backoff", metadata: ["error": "\(error)"])
+                    logger.warning("broker connection lost or refused; reconnecting", metadata: ["error": "\(LogSafe.text("\(error)"))"])
                     outage = true
                 } else {
-                    logger.debug("reconnect attempt failed", metadata: ["error": "\(error)"])
+                    logger.debug("reconnect attempt failed", metadata: ["error": "\(LogSafe.text("\(error)"))"])
                 }
             }
-            state.withLock { $0.ready = false; $0.consumerTag = nil }
+            let lostNode = state.withLock { s -> String? in
+                s.ready = false
+                s.consumerTag = nil
+                return s.node
+            }
             if let connection { await connection.close() }
             if isStopping { return }
+            // A node that shuts down says so (connection.close 320): go to another one at once.
+            if let e = lostError as? AMQPError, e.kind == .connectionClosed, e.replyCode == 320, config.amqpURLs.count > 1 {
+                avoid = lostNode
+                continue
+            }
+            avoid = nil
             let jittered = delay * Double.random(in: 0.5...1.0)
             try? await Task.sleep(for: jittered)
             delay = min(delay * 2, .milliseconds(config.reconnectMaxMs))
         }
     }
 
-    /// Declares the queue and consumes; a consumer cancelled by the broker
-    /// (queue deleted) is re-declared and consumed again on the same
-    /// connection, so unacked deliveries keep their tags.
-    private func consume(on conn: AMQPConnection) async throws {
-        while true {
-            try await conn.declareQueue(config.queue, durable: true)
-            // Deliveries go from the IO thread straight into the pipeline's
-            // stream: AMQP thread -> pipeline, no relay task in between.
-            let deliveries = continuation
-            let consumer = try await conn.consume(queue: config.queue) { [weak conn] delivery in
-                if case .terminated = deliveries.yield(InboundMessage(delivery)) {
-                    // Shutting down: the pipeline takes nothing more. Hand the delivery
-                    // back now (another replica can take it) rather than at connection
-                    // close, after the drain. Enqueued from the IO thread: no lock held.
-                    try? conn?.reject(deliveryTag: delivery.deliveryTag, requeue: true)
-                }
-            }
-            let stopNow = state.withLock { s in
-                s.consumerTag = consumer.tag
-                s.ready = true
-                return s.stopping
-            }
-            if stopNow { try? await conn.cancel(consumerTag: consumer.tag) }
+    /// Tries every node once, in a random order (a node to avoid goes last).
+    private func connectToSomeNode(avoiding avoid: String?) async throws -> (AMQPConnection, AMQPURL) {
+        var order = config.amqpURLs.shuffled()
+        if let avoid, let i = order.firstIndex(where: { "\($0.host):\($0.port)" == avoid }) {
+            order.append(order.remove(at: i))
+        }
+        var lastError: (any Error)? = nil
+        for url in order {
+            if isStopping { break }
             do {
-                for try await _ in consumer.deliveries {}
-                return  // we cancelled it: shutting down
-            } catch let error as AMQPError where error.kind == .consumerCancelled && conn.isOpen {
-                logger.warning("the broker cancelled our consumer (queue deleted?); declaring and consuming again", metadata: ["error": "\(error)"])
-                state.withLock { $0.ready = false }
+                return (try await AMQPConnection.connect(to: url, options: connectionOptions, logger: logger), url)
+            } catch {
+                lastError = error
+                logger.debug("node refused or unreachable; trying the next", metadata: ["node": "\(url)", "error": "\(LogSafe.text("\(error)"))"])
             }
         }
+        throw lastError ?? AMQPError(kind: .connect, text: "stopping")
+    }
+
+    /// Consumes until the consumer or the connection ends. A consumer the
+    /// broker cancelled (queue deleted, node of the queue gone) ends this
+    /// connection too: the next one checks or declares the queue again.
+    private func consume(on conn: AMQPConnection) async throws {
+        // Deliveries go from the IO thread straight into the pipeline's
+        // stream: AMQP thread -> pipeline, no relay task in between.
+        let deliveries = continuation
+        let consumer = try await conn.consume(queue: config.queue) { [weak conn] delivery in
+            if case .terminated = deliveries.yield(InboundMessage(delivery)) {
+                // Shutting down: the pipeline takes nothing more. Hand the delivery
+                // back now (another replica can take it) rather than at connection
+                // close, after the drain. Enqueued from the IO thread: no lock held.
+                try? conn?.reject(deliveryTag: delivery.deliveryTag, requeue: true)
+            }
+        }
+        let stopNow = state.withLock { s in
+            s.consumerTag = consumer.tag
+            s.ready = true
+            return s.stopping
+        }
+        if stopNow { try? await conn.cancel(consumerTag: consumer.tag) }
+        for try await _ in consumer.deliveries {}
+        // The stream ended without error: we cancelled it (shutting down).
     }
 
     /// Stops taking deliveries: cancels the consumer and ends the stream.
@@ -147,72 +184,5 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
         }
         continuation.finish()
         await conn?.close()
-    }
-
-    public func publish(_ message: OutgoingMessage) async throws(PublishFailure) {
-        guard let conn = state.withLock({ $0.connection }), conn.isOpen else {
-            throw .transient("not connected to the broker")
-        }
-        do {
-            try await conn.publish(
-                exchange: message.exchange, routingKey: message.routingKey, body: message.body,
-                properties: AMQPProperties(contentType: message.contentType, messageId: message.messageId,
-                                           correlationId: message.correlationId, persistent: message.persistent),
-                mandatory: message.mandatory)
-        } catch let error as AMQPError where error.kind == .returned {
-            throw .unroutable(error.text)
-        } catch {
-            throw .transient("\(error)")
-        }
-    }
-
-    /// Delay queues are per delay (rounded up to whole seconds): a message TTL
-    /// and a dead-letter route back to the input queue through the default
-    /// exchange. They expire when unused for twice their delay plus a minute;
-    /// publishing does not count as use for `x-expires`, so the queue is
-    /// declared again before every hand-off (which renews the lease, and
-    /// re-creates a queue that expired or was deleted).
-    public func deferMessage(_ message: InboundMessage, attempts: Int, delay: Duration) async throws(PublishFailure) {
-        guard let conn = state.withLock({ $0.connection }), conn.isOpen else {
-            throw .transient("not connected to the broker")
-        }
-        let seconds = max(1, Int((delay + .milliseconds(999)).components.seconds))
-        let name = "\(config.queue).delay.\(seconds)s"
-        var headers = message.headers
-        headers[attemptsHeader] = "\(attempts)"
-        do {
-            let ttl = Int64(seconds) * 1000
-            try await conn.declareQueue(name, durable: true, arguments: [
-                "x-message-ttl": .int(ttl),
-                "x-dead-letter-exchange": .string(""),
-                "x-dead-letter-routing-key": .string(config.queue),
-                "x-expires": .int(ttl * 2 + 60_000),
-            ])
-            try await conn.publish(
-                exchange: "", routingKey: name, body: message.body,
-                properties: AMQPProperties(contentType: "application/json", messageId: message.messageId,
-                                           correlationId: message.correlationId, replyTo: message.replyTo,
-                                           persistent: true, headers: headers),
-                mandatory: true)
-        } catch {
-            throw .transient("\(error)")
-        }
-    }
-
-    public func ack(_ token: DeliveryToken) async {
-        let conn = state.withLock { $0.connection }
-        guard let conn, conn.incarnation == token.incarnation, (try? conn.ack(deliveryTag: token.tag)) != nil else {
-            droppedAcks.add(1, ordering: .relaxed)
-            logger.debug("ack dropped: its channel is gone; the broker will redeliver", metadata: ["tag": "\(token.tag)"])
-            return
-        }
-    }
-}
-
-extension InboundMessage {
-    init(_ d: AMQPDelivery) {
-        self.init(body: d.body, messageId: d.properties.messageId, correlationId: d.properties.correlationId,
-                  replyTo: d.properties.replyTo, headers: d.properties.headers, redelivered: d.redelivered,
-                  token: DeliveryToken(tag: d.deliveryTag, incarnation: d.channelIncarnation))
     }
 }

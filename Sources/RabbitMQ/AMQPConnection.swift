@@ -22,6 +22,9 @@ public final class AMQPConnection: Sendable {
         public var connectTimeoutSeconds: Int = 10
         public var rpcTimeoutSeconds: Int = 30
         public var connectionName: String = "dari-bridge"
+        /// A delivery whose body is larger is read off the socket and dropped
+        /// frame by frame, never held (`AMQPDelivery.bodyDiscarded`).
+        public var maxBodyBytes: Int = 128 << 20
         /// Called on the connection thread when the broker blocks / unblocks publishing.
         public var onBlocked: (@Sendable (_ blocked: Bool, _ reason: String) -> Void)? = nil
         public init() {}
@@ -140,6 +143,20 @@ public final class AMQPConnection: Sendable {
 
     public func declareExchange(_ name: String, type: String = "topic", durable: Bool = true) async throws {
         try await perform { io in try io.declareExchange(name, type: type, durable: durable) }
+    }
+
+    /// A passive `queue.declare`: the queue's counts when it exists, whatever
+    /// its type and arguments. A missing queue makes the broker close the
+    /// channel (404 NOT_FOUND), which ends this connection: the error has
+    /// `replyCode == 404`, and the caller goes on with a new connection.
+    @discardableResult
+    public func checkQueue(_ name: String) async throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
+        try await perform { io in try io.declareQueue(name, passive: true, durable: false, exclusive: false, autoDelete: false, arguments: [:]) }
+    }
+
+    /// A passive `exchange.declare`; a missing exchange ends the connection as in `checkQueue`.
+    public func checkExchange(_ name: String) async throws {
+        try await perform { io in try io.declareExchange(name, type: "topic", passive: true, durable: false) }
     }
 
     public func bindQueue(_ queue: String, exchange: String, routingKey: String) async throws {

@@ -72,10 +72,6 @@ public struct AMQPTable: Sendable, Equatable {
 
     public init(_ entries: [Entry] = []) { self.entries = entries }
 
-    public init(_ pairs: KeyValuePairs<String, AMQPFieldValue>) {
-        entries = pairs.map { Entry(key: $0.key, value: $0.value) }
-    }
-
     public var isEmpty: Bool { entries.isEmpty }
 
     public subscript(key: String) -> AMQPFieldValue? {
@@ -84,5 +80,26 @@ public struct AMQPTable: Sendable, Equatable {
             entries.removeAll(where: { $0.key == key })
             if let newValue { entries.append(Entry(key: key, value: newValue)) }
         }
+    }
+}
+
+extension AMQPFieldValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral {
+    public init(stringLiteral value: String) { self = .longString(Array(value.utf8)) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+
+    /// A UTF-8 long string.
+    public static func string(_ s: String) -> AMQPFieldValue { .longString(Array(s.utf8)) }
+    /// A signed 64-bit integer ('l').
+    public static func int(_ n: Int64) -> AMQPFieldValue { .int64(n) }
+}
+
+extension AMQPTable: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (String, AMQPFieldValue)...) {
+        entries = elements.map { Entry(key: $0.0, value: $0.1) }
+    }
+
+    /// A table of UTF-8 long strings, sorted by key.
+    public init(strings: [String: String]) {
+        entries = strings.sorted { $0.key < $1.key }.map { Entry(key: $0.key, value: .string($0.value)) }
     }
 }

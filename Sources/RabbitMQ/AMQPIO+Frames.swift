@@ -2,19 +2,31 @@ import CRabbitMQ
 import Glibc
 
 extension AMQPIO {
-    /// Reads one non-delivery frame that `amqp_consume_message` left for us.
-    func handleNextFrame() {
-        var frame = amqp_frame_t()
-        var zero = timeval(tv_sec: 0, tv_usec: 0)
-        let status = amqp_simple_wait_frame_noblock(state, &frame, &zero)
-        if status == AMQP_STATUS_TIMEOUT.rawValue { return }
-        guard status == AMQP_STATUS_OK.rawValue else {
-            fail(.library(status, "reading a frame"))
+    /// One frame from the broker: a method, or a content header or body frame
+    /// of the delivery (or returned message) being read.
+    func handle(_ frame: amqp_frame_t) {
+        switch frame.frame_type {
+        case UInt8(AMQP_FRAME_METHOD): handleMethod(frame)
+        case UInt8(AMQP_FRAME_HEADER): contentHeader(frame)
+        case UInt8(AMQP_FRAME_BODY): contentBody(frame)
+        default: break  // heartbeats are handled inside librabbitmq
+        }
+    }
+
+    private func handleMethod(_ frame: amqp_frame_t) {
+        let method = frame.payload.method
+        if incoming != nil {
+            fail(AMQPError(kind: .library, text: "protocol error: a method frame arrived inside a message's content"))
             return
         }
-        guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return }
-        let method = frame.payload.method
         switch method.id {
+        case Method.basicDeliver:
+            let d = method.decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
+            incoming = IncomingContent(kind: .delivery(AMQPDelivery(
+                body: [], properties: AMQPProperties(), deliveryTag: d.delivery_tag, redelivered: d.redelivered != 0,
+                exchange: d.exchange.swiftString, routingKey: d.routing_key.swiftString,
+                consumerTag: d.consumer_tag.swiftString, channelIncarnation: connection.incarnation)),
+                maxBodyBytes: options.maxBodyBytes)
         case Method.basicAck:
             let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
             confirm(upTo: ack.delivery_tag, multiple: ack.multiple != 0, nacked: false)
@@ -25,15 +37,9 @@ extension AMQPIO {
             let ret = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
             let error = AMQPError(kind: .returned, replyCode: ret.reply_code,
                                   text: "message to exchange '\(ret.exchange.swiftString)' with routing key '\(ret.routing_key.swiftString)' was returned: \(ret.reply_text.swiftString)")
-            var message = amqp_message_t()
-            let reply = amqp_read_message(state, frame.channel, &message, 0)
-            guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
-                fail(self.error(from: reply, context: "reading a returned message"))
-                return
-            }
-            let messageId = message.properties._flags & Flag.messageId != 0 ? message.properties.message_id.swiftString : nil
-            amqp_destroy_message(&message)
-            markReturned(exchange: ret.exchange.swiftString, routingKey: ret.routing_key.swiftString, messageId: messageId, error: error)
+            // Its header and body frames follow; only the message id is kept (to match the publish).
+            incoming = IncomingContent(kind: .returned(exchange: ret.exchange.swiftString, routingKey: ret.routing_key.swiftString, error: error),
+                                       maxBodyBytes: 0)
         case Method.channelClose:
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             var ok = amqp_channel_close_ok_t()
@@ -89,7 +95,7 @@ extension AMQPIO {
     /// the publish by exchange, routing key and message id together (never by
     /// guessing from a different destination); identical publishes are
     /// interchangeable, so the oldest match is taken.
-    private func markReturned(exchange: String, routingKey: String, messageId: String?, error: AMQPError) {
+    func markReturned(exchange: String, routingKey: String, messageId: String?, error: AMQPError) {
         if let index = pending.firstIndex(where: {
             $0.mandatory && $0.returned == nil && $0.exchange == exchange && $0.routingKey == routingKey && $0.messageId == messageId
         }) {

@@ -31,15 +31,15 @@ extension AMQPIO {
         }
         let arena = CArena()
         var properties = arena.table([
-            ("connection_name", .string(options.connectionName)),
-            ("product", .string("dari-bridge")),
-            ("capabilities", .table([
-                ("publisher_confirms", .bool(true)),
-                ("consumer_cancel_notify", .bool(true)),
-                ("connection.blocked", .bool(true)),
-                ("basic.nack", .bool(true)),
-                ("authentication_failure_close", .bool(true)),
-            ])),
+            "connection_name": .string(options.connectionName),
+            "product": "dari-bridge",
+            "capabilities": .table([
+                "publisher_confirms": true,
+                "consumer_cancel_notify": true,
+                "connection.blocked": true,
+                "basic.nack": true,
+                "authentication_failure_close": true,
+            ]),
         ])
         let login = dari_amqp_login_plain_with_properties(s, url.vhost, 1, 131_072, options.heartbeatSeconds, &properties, url.user, url.password)
         if login.reply_type != AMQP_RESPONSE_NORMAL {

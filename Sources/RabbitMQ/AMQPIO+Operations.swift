@@ -2,20 +2,20 @@ import CRabbitMQ
 import Glibc
 
 extension AMQPIO {
-    func declareQueue(_ name: String, durable: Bool, exclusive: Bool, autoDelete: Bool, arguments: [String: AMQPArgument]) throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
+    func declareQueue(_ name: String, passive: Bool = false, durable: Bool, exclusive: Bool, autoDelete: Bool, arguments: [String: AMQPArgument]) throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
         try ensureAlive()
         let arena = CArena()
-        let args = arena.table(arguments.sorted { $0.key < $1.key }.map { ($0.key, $0.value.field) })
-        let ok = amqp_queue_declare(state, channel, arena.bytes(name), 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, args)
+        let args = arena.table(AMQPTable(arguments.sorted { $0.key < $1.key }.map { AMQPTable.Entry(key: $0.key, value: $0.value) }))
+        let ok = amqp_queue_declare(state, channel, arena.bytes(name), passive ? 1 : 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, args)
         try check("queue.declare \(name)")
         guard let ok else { throw AMQPError(kind: .library, text: "queue.declare \(name): no reply") }
         return (ok.pointee.queue.swiftString, ok.pointee.message_count, ok.pointee.consumer_count)
     }
 
-    func declareExchange(_ name: String, type: String, durable: Bool) throws {
+    func declareExchange(_ name: String, type: String, passive: Bool = false, durable: Bool) throws {
         try ensureAlive()
         let arena = CArena()
-        amqp_exchange_declare(state, channel, arena.bytes(name), arena.bytes(type), 0, durable ? 1 : 0, 0, 0, amqp_empty_table)
+        amqp_exchange_declare(state, channel, arena.bytes(name), arena.bytes(type), passive ? 1 : 0, durable ? 1 : 0, 0, 0, amqp_empty_table)
         try check("exchange.declare \(name)")
     }
 

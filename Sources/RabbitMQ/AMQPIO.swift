@@ -27,6 +27,8 @@ final class AMQPIO {
     var nextPublishSeq: UInt64 = 1
     var pending: [PendingPublish] = []
     var consumers: [String: ConsumerSink] = [:]
+    /// The content (delivery or returned message) whose header and body frames are being read.
+    var incoming: IncomingContent?
 
     init(connection: AMQPConnection, options: AMQPConnection.Options) {
         self.connection = connection
@@ -92,46 +94,39 @@ final class AMQPIO {
     }
 
     /// Reads whatever the broker has sent, without blocking, up to `budget` frames.
+    ///
+    /// Frame by frame (`amqp_simple_wait_frame_noblock`), not with
+    /// `amqp_consume_message`/`amqp_read_message`: those allocate the whole body
+    /// at the announced size before reading it (a 48 MiB message is held whole,
+    /// whatever our limit) and clone the properties with `amqp_table_clone`,
+    /// which fails on a header with an empty key (AMQP_STATUS_INVALID_PARAMETER)
+    /// and so killed the connection on every redelivery of such a message. Here
+    /// the properties are copied from the decoded header frame and the body is
+    /// gathered (or, over `maxBodyBytes`, dropped) one frame at a time; see
+    /// AMQPIO+Content.swift.
     func pump(budget: Int) {
         var remaining = budget
         while remaining > 0 && failure == nil {
             remaining -= 1
             if amqp_frames_enqueued(state) == 0 && amqp_data_in_buffer(state) == 0 {
                 // Safe only when no frame is queued: queued frames live in the pools.
+                // Nothing of an earlier frame is referenced any more: content is copied out.
                 amqp_maybe_release_buffers(state)
             }
-            var envelope = amqp_envelope_t()
+            var frame = amqp_frame_t()
             var zero = timeval(tv_sec: 0, tv_usec: 0)
-            let reply = amqp_consume_message(state, &envelope, &zero, 0)
-            switch reply.reply_type {
-            case AMQP_RESPONSE_NORMAL:
-                deliver(envelope)
-                amqp_destroy_envelope(&envelope)
-            case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
+            let status = amqp_simple_wait_frame_noblock(state, &frame, &zero)
+            if status == AMQP_STATUS_TIMEOUT.rawValue { return }
+            guard status == AMQP_STATUS_OK.rawValue else {
+                fail(.library(status, "reading from the broker"))
                 return
-            case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue:
-                // Not a delivery: a confirm, a return, a close, a cancel...
-                handleNextFrame()
-            default:
-                fail(error(from: reply, context: "reading from the broker"))
             }
+            handle(frame)
         }
     }
 
-    private func deliver(_ envelope: amqp_envelope_t) {
-        let tag = envelope.consumer_tag.swiftString
-        // Copy everything out before the envelope is destroyed.
-        let delivery = AMQPDelivery(
-            body: envelope.message.body.swiftBytes,
-            properties: AMQPProperties(envelope.message.properties),
-            deliveryTag: envelope.delivery_tag,
-            redelivered: envelope.redelivered != 0,
-            exchange: envelope.exchange.swiftString,
-            routingKey: envelope.routing_key.swiftString,
-            consumerTag: tag,
-            channelIncarnation: connection.incarnation
-        )
-        if let consumer = consumers[tag] {
+    func dispatch(_ delivery: AMQPDelivery) {
+        if let consumer = consumers[delivery.consumerTag] {
             consumer.deliver(delivery)
         } else {
             // A delivery for a consumer we already gave up: hand it back.

@@ -1,5 +1,4 @@
-/// Message properties we read and write. Header values are kept as strings
-/// (integers are rendered in decimal; other field kinds are dropped).
+/// Message properties we read and write. Headers keep every AMQP field type.
 public struct AMQPProperties: Sendable, Equatable {
     public var contentType: String?
     public var messageId: String?
@@ -8,11 +7,11 @@ public struct AMQPProperties: Sendable, Equatable {
     public var persistent: Bool
     public var expiration: String?
     public var timestamp: UInt64?
-    public var headers: [String: String]
+    public var headers: AMQPTable
 
     public init(contentType: String? = nil, messageId: String? = nil, correlationId: String? = nil,
                 replyTo: String? = nil, persistent: Bool = false, expiration: String? = nil,
-                timestamp: UInt64? = nil, headers: [String: String] = [:]) {
+                timestamp: UInt64? = nil, headers: AMQPTable = AMQPTable()) {
         self.contentType = contentType
         self.messageId = messageId
         self.correlationId = correlationId
@@ -36,19 +35,12 @@ public struct AMQPDelivery: Sendable {
     public var routingKey: String
     public var consumerTag: String
     public var channelIncarnation: UInt64
+    /// The body size the broker announced. When it was over the connection's
+    /// `maxBodyBytes`, the body was read off the socket and discarded frame by
+    /// frame, never held: `body` is then empty and `bodyDiscarded` true.
+    public var bodySize: UInt64 = 0
+    public var bodyDiscarded: Bool = false
 }
 
 /// A value in an argument table (queue arguments such as `x-message-ttl`).
-public enum AMQPArgument: Sendable, Equatable {
-    case string(String)
-    case int(Int64)
-    case bool(Bool)
-
-    var field: CArena.Field {
-        switch self {
-        case .string(let s): return .string(s)
-        case .int(let n): return .int(n)
-        case .bool(let b): return .bool(b)
-        }
-    }
-}
+public typealias AMQPArgument = AMQPFieldValue

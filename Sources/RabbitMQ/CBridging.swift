@@ -15,6 +15,7 @@ enum Method {
     static let channelCloseOk: amqp_method_number_t = 0x0014_0029
     static let basicCancel: amqp_method_number_t = 0x003C_001E
     static let basicReturn: amqp_method_number_t = 0x003C_0032
+    static let basicDeliver: amqp_method_number_t = 0x003C_003C
     static let basicAck: amqp_method_number_t = 0x003C_0050
     static let basicNack: amqp_method_number_t = 0x003C_0078
 }
@@ -59,36 +60,52 @@ final class CArena {
         return amqp_bytes_t(len: array.count, bytes: p)
     }
 
-    enum Field {
-        case string(String)
-        case bool(Bool)
-        case int(Int64)
-        case table([(String, Field)])
+    /// Encodes a field table for a librabbitmq call (keys longer than 255
+    /// bytes are cut: a short string cannot hold more).
+    func table(_ table: AMQPTable) -> amqp_table_t {
+        guard !table.entries.isEmpty else { return amqp_table_t(num_entries: 0, entries: nil) }
+        let p = UnsafeMutablePointer<amqp_table_entry_t>.allocate(capacity: table.entries.count)
+        allocations.append(UnsafeMutableRawPointer(p))
+        for (i, entry) in table.entries.enumerated() {
+            var key = Array(entry.key.utf8.prefix(255))
+            (p + i).initialize(to: amqp_table_entry_t(key: bytes(&key), value: field(entry.value)))
+        }
+        return amqp_table_t(num_entries: Int32(table.entries.count), entries: p)
     }
 
-    func table(_ entries: [(String, Field)]) -> amqp_table_t {
-        guard !entries.isEmpty else { return amqp_table_t(num_entries: 0, entries: nil) }
-        let p = UnsafeMutablePointer<amqp_table_entry_t>.allocate(capacity: entries.count)
-        allocations.append(UnsafeMutableRawPointer(p))
-        for (i, (key, field)) in entries.enumerated() {
-            var value = amqp_field_value_t()
-            switch field {
-            case .string(let s):
-                value.kind = UInt8(ascii: "S")
-                value.value.bytes = bytes(s)
-            case .bool(let b):
-                value.kind = UInt8(ascii: "t")
-                value.value.boolean = b ? 1 : 0
-            case .int(let n):
-                value.kind = UInt8(ascii: "l")
-                value.value.i64 = n
-            case .table(let inner):
-                value.kind = UInt8(ascii: "F")
-                value.value.table = table(inner)
+    func field(_ v: AMQPFieldValue) -> amqp_field_value_t {
+        var value = amqp_field_value_t()
+        func kind(_ c: Character) -> UInt8 { c.asciiValue ?? 0 }
+        switch v {
+        case .bool(let b): value.kind = kind("t"); value.value.boolean = b ? 1 : 0
+        case .int8(let n): value.kind = kind("b"); value.value.i8 = n
+        case .uint8(let n): value.kind = kind("B"); value.value.u8 = n
+        case .int16(let n): value.kind = kind("s"); value.value.i16 = n
+        case .uint16(let n): value.kind = kind("u"); value.value.u16 = n
+        case .int32(let n): value.kind = kind("I"); value.value.i32 = n
+        case .uint32(let n): value.kind = kind("i"); value.value.u32 = n
+        case .int64(let n): value.kind = kind("l"); value.value.i64 = n
+        case .uint64(let n): value.kind = kind("L"); value.value.u64 = n
+        case .float(let f): value.kind = kind("f"); value.value.f32 = f
+        case .double(let d): value.kind = kind("d"); value.value.f64 = d
+        case .decimal(let scale, let n): value.kind = kind("D"); value.value.decimal = amqp_decimal_t(decimals: scale, value: n)
+        case .longString(var b): value.kind = kind("S"); value.value.bytes = bytes(&b)
+        case .bytes(var b): value.kind = kind("x"); value.value.bytes = bytes(&b)
+        case .timestamp(let t): value.kind = kind("T"); value.value.u64 = t
+        case .table(let t): value.kind = kind("F"); value.value.table = table(t)
+        case .array(let items):
+            value.kind = kind("A")
+            if items.isEmpty {
+                value.value.array = amqp_array_t(num_entries: 0, entries: nil)
+            } else {
+                let p = UnsafeMutablePointer<amqp_field_value_t>.allocate(capacity: items.count)
+                allocations.append(UnsafeMutableRawPointer(p))
+                for (i, item) in items.enumerated() { (p + i).initialize(to: field(item)) }
+                value.value.array = amqp_array_t(num_entries: Int32(items.count), entries: p)
             }
-            (p + i).initialize(to: amqp_table_entry_t(key: bytes(key), value: value))
+        case .void: value.kind = kind("V")
         }
-        return amqp_table_t(num_entries: Int32(entries.count), entries: p)
+        return value
     }
 
     func properties(_ props: AMQPProperties) -> amqp_basic_properties_t {
@@ -103,7 +120,7 @@ final class CArena {
         c.delivery_mode = props.persistent ? 2 : 1
         flags |= Flag.deliveryMode
         if !props.headers.isEmpty {
-            c.headers = table(props.headers.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
+            c.headers = table(props.headers)
             flags |= Flag.headers
         }
         c._flags = flags
@@ -127,31 +144,50 @@ extension AMQPProperties {
             persistent: f & Flag.deliveryMode != 0 && c.delivery_mode == 2,
             expiration: f & Flag.expiration != 0 ? c.expiration.swiftString : nil,
             timestamp: f & Flag.timestamp != 0 ? c.timestamp : nil,
-            headers: f & Flag.headers != 0 ? Self.headers(c.headers) : [:]
+            headers: f & Flag.headers != 0 ? Self.table(c.headers) : AMQPTable()
         )
     }
 
-    private static func headers(_ table: amqp_table_t) -> [String: String] {
-        var out: [String: String] = [:]
-        guard table.num_entries > 0, let entries = table.entries else { return out }
+    /// Copies a field table out of librabbitmq memory, every type kept.
+    /// Nesting deeper than `AMQPFieldValue.maxDepth` becomes `.void` (bounded
+    /// recursion on the IO thread whatever a publisher nests).
+    static func table(_ table: amqp_table_t, depth: Int = 0) -> AMQPTable {
+        guard table.num_entries > 0, let entries = table.entries else { return AMQPTable() }
+        var out: [AMQPTable.Entry] = []
+        out.reserveCapacity(Int(table.num_entries))
         for i in 0..<Int(table.num_entries) {
             let e = entries[i]
-            let key = e.key.swiftString
-            let v = e.value
-            switch v.kind {
-            case UInt8(ascii: "S"), UInt8(ascii: "x"): out[key] = v.value.bytes.swiftString
-            case UInt8(ascii: "b"): out[key] = String(v.value.i8)
-            case UInt8(ascii: "B"): out[key] = String(v.value.u8)
-            case UInt8(ascii: "s"): out[key] = String(v.value.i16)
-            case UInt8(ascii: "u"): out[key] = String(v.value.u16)
-            case UInt8(ascii: "I"): out[key] = String(v.value.i32)
-            case UInt8(ascii: "i"): out[key] = String(v.value.u32)
-            case UInt8(ascii: "l"): out[key] = String(v.value.i64)
-            case UInt8(ascii: "L"): out[key] = String(v.value.u64)
-            case UInt8(ascii: "t"): out[key] = v.value.boolean != 0 ? "true" : "false"
-            default: continue
-            }
+            out.append(AMQPTable.Entry(key: e.key.swiftString, value: value(e.value, depth: depth + 1)))
         }
-        return out
+        return AMQPTable(out)
+    }
+
+    static func value(_ v: amqp_field_value_t, depth: Int) -> AMQPFieldValue {
+        switch v.kind {
+        case UInt8(ascii: "t"): return .bool(v.value.boolean != 0)
+        case UInt8(ascii: "b"): return .int8(v.value.i8)
+        case UInt8(ascii: "B"): return .uint8(v.value.u8)
+        case UInt8(ascii: "s"): return .int16(v.value.i16)
+        case UInt8(ascii: "u"): return .uint16(v.value.u16)
+        case UInt8(ascii: "I"): return .int32(v.value.i32)
+        case UInt8(ascii: "i"): return .uint32(v.value.u32)
+        case UInt8(ascii: "l"): return .int64(v.value.i64)
+        case UInt8(ascii: "L"): return .uint64(v.value.u64)
+        case UInt8(ascii: "f"): return .float(v.value.f32)
+        case UInt8(ascii: "d"): return .double(v.value.f64)
+        case UInt8(ascii: "D"): return .decimal(scale: v.value.decimal.decimals, value: v.value.decimal.value)
+        case UInt8(ascii: "S"): return .longString(v.value.bytes.swiftBytes)
+        case UInt8(ascii: "x"): return .bytes(v.value.bytes.swiftBytes)
+        case UInt8(ascii: "T"): return .timestamp(v.value.u64)
+        case UInt8(ascii: "F"):
+            guard depth < AMQPFieldValue.maxDepth else { return .void }
+            return .table(table(v.value.table, depth: depth))
+        case UInt8(ascii: "A"):
+            guard depth < AMQPFieldValue.maxDepth else { return .void }
+            let array = v.value.array
+            guard array.num_entries > 0, let items = array.entries else { return .array([]) }
+            return .array((0..<Int(array.num_entries)).map { value(items[$0], depth: depth + 1) })
+        default: return .void
+        }
     }
 }

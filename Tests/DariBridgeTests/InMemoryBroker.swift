@@ -11,12 +11,14 @@ final class InMemoryBroker: MessageBroker {
         case publishFailed(OutgoingMessage, PublishFailure)
         case deferred(DeliveryToken, attempts: Int, delay: Duration)
         case acked(DeliveryToken)
+        case requeued(DeliveryToken)
     }
 
     private struct State {
         var events: [Event] = []
         var transientFailuresLeft: Int
         var ackWaiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var deadIncarnations: Set<UInt64> = []
     }
 
     private let state: Mutex<State>
@@ -68,6 +70,23 @@ final class InMemoryBroker: MessageBroker {
         for continuation in ready { continuation.resume() }
     }
 
+    func requeue(_ token: DeliveryToken) async {
+        state.withLock { $0.events.append(.requeued(token)) }
+    }
+
+    func isLive(_ token: DeliveryToken) -> Bool {
+        state.withLock { !$0.deadIncarnations.contains(token.incarnation) }
+    }
+
+    /// Deliveries of this incarnation count as from a dead channel from now on.
+    func killIncarnation(_ incarnation: UInt64) {
+        _ = state.withLock { $0.deadIncarnations.insert(incarnation) }
+    }
+
+    var requeued: [DeliveryToken] {
+        events.compactMap { if case .requeued(let token) = $0 { token } else { nil } }
+    }
+
     /// Returns once at least `count` acks happened.
     func waitForAcks(_ count: Int) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -96,7 +115,7 @@ final class InMemoryBroker: MessageBroker {
         events.compactMap {
             switch $0 {
             case .published(let message), .publishFailed(let message, _): message
-            case .acked, .deferred: nil
+            case .acked, .deferred, .requeued: nil
             }
         }
     }

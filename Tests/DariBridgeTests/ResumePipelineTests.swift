@@ -489,7 +489,8 @@ struct ResumePipelineTests {
         continuation.finish()
         await pipeline.process(stream, isStopping: { true })
         #expect(transport.callCount == 0)
-        #expect(broker.events.isEmpty)  // left unacked for redelivery
+        // Handed back at once (reject with requeue), not held through the drain.
+        #expect(broker.events == (0..<5).map { .requeued(token(UInt64($0))) })
     }
 
     @Test func longWaitIsHandedToTheDelayQueueThenAcked() async throws {

@@ -95,14 +95,14 @@ final class Harness: Sendable {
         tasks.withLock { $0 += [t1, t2] }
     }
 
-    func publish(body: [UInt8], messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil, headers: [String: String] = [:]) async throws {
+    func publish(body: [UInt8], messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil, headers: AMQPTable = AMQPTable()) async throws {
         try await publisher.publish(exchange: "", routingKey: config.queue, body: body,
                                     properties: AMQPProperties(contentType: "application/json", messageId: messageId, correlationId: correlationId,
                                                                replyTo: replyTo, persistent: true, headers: headers),
                                     mandatory: true)
     }
 
-    func publish(id: String, variables: String = #"{"answer":"yes"}"#, messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil, headers: [String: String] = [:]) async throws {
+    func publish(id: String, variables: String = #"{"answer":"yes"}"#, messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil, headers: AMQPTable = AMQPTable()) async throws {
         let body = ResumeRequest.messageBody(resumeURL: url(id), variablesJSON: Array(variables.utf8))
         try await publish(body: body, messageId: messageId ?? id, correlationId: correlationId, replyTo: replyTo, headers: headers)
     }

@@ -200,7 +200,7 @@ import Testing
         let replyQueue = try await h.observer.declareQueue("", durable: false, exclusive: false, autoDelete: false).name
         h.startWorker()
         let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        try await h.publish(id: "with-reply", correlationId: "corr-1", replyTo: replyQueue, headers: ["traceparent": trace])
+        try await h.publish(id: "with-reply", correlationId: "corr-1", replyTo: replyQueue, headers: ["traceparent": .string(trace)])
         await h.waitForOutcomes(1)
         await h.stop()
         let check = try await AMQPConnection.connect(to: h.config.amqpURL)

@@ -1,0 +1,88 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Logging
+
+/// Publishing outcomes: to the results exchange (and a copy to an allowed
+/// reply_to), retried until the broker confirms.
+extension ResumePipeline {
+    static let replyCopyAttempts = 5
+
+    /// Publishes to the results exchange (and to reply_to), retrying until the
+    /// broker confirms. Returns false only when cancelled first.
+    func publish(_ outcome: Outcome, for message: InboundMessage, log: Logger) async -> Bool {
+        let body = outcome.encode()
+        let main = OutgoingMessage(exchange: settings.resultsExchange, routingKey: outcome.routingKey, body: body,
+                                   messageId: UUID().uuidString, correlationId: message.correlationId)
+        guard let replyTo = message.replyTo, !replyTo.isEmpty else {
+            return await publishReliably(main, log: log)
+        }
+        guard replyToAllowed(replyTo) else {
+            metrics.replyToRefused.add(1, ordering: .relaxed)
+            log.warning("reply_to is not in DARI_BRIDGE_ALLOWED_REPLY_TO: no copy sent (the outcome still goes to the results exchange)",
+                        metadata: ["reply_to": "\(LogSafe.text(replyTo))"])
+            return await publishReliably(main, log: log)
+        }
+        // The reply copy is mandatory: a missing reply queue is reported, not retried.
+        let reply = OutgoingMessage(exchange: "", routingKey: replyTo, body: body, messageId: UUID().uuidString,
+                                    correlationId: message.correlationId, mandatory: true)
+        async let mainDone = publishReliably(main, log: log)
+        // reply_to is the requester's choice: a copy the broker keeps refusing
+        // (a full reject-publish queue) must not hold the input forever.
+        let replyDone = await untilConfirmed(log: log, maxTransientFailures: Self.replyCopyAttempts) { () throws(PublishFailure) in
+            try await self.broker.publish(reply)
+        }
+        return await mainDone && replyDone
+    }
+
+    func replyToAllowed(_ replyTo: String) -> Bool {
+        // A queue name is a short string: at most 255 bytes.
+        guard replyTo.utf8.count <= 255 else { return false }
+        guard let prefixes = settings.allowedReplyTo else { return true }
+        return prefixes.contains { replyTo.hasPrefix($0) }
+    }
+
+    private func publishReliably(_ message: OutgoingMessage, log: Logger) async -> Bool {
+        await untilConfirmed(log: log) { () throws(PublishFailure) in
+            try await self.broker.publish(message)
+        }
+    }
+
+    /// Runs a broker publish until the broker confirms it, backing off from
+    /// 100 ms to 5 s between transient failures. An unroutable (mandatory)
+    /// message counts as done: only the reply_to copy is mandatory, and a
+    /// missing reply queue is the requester's business. Returns false only when
+    /// cancelled first (shutdown past the drain deadline).
+    func untilConfirmed(log: Logger, maxTransientFailures: Int? = nil, _ publish: () async throws(PublishFailure) -> Void) async -> Bool {
+        var delay = Duration.milliseconds(100)
+        var failures = 0
+        while true {
+            do throws(PublishFailure) {
+                try await publish()
+                return true
+            } catch {
+                switch error {
+                case .unroutable(let reason):
+                    log.warning("outcome copy to reply_to could not be routed", metadata: ["reason": "\(LogSafe.text(reason))"])
+                    return true
+                case .transient(let reason):
+                    failures += 1
+                    if let maxTransientFailures, failures >= maxTransientFailures {
+                        log.warning("outcome copy to reply_to refused repeatedly; giving up on the copy", metadata: ["reason": "\(LogSafe.text(reason))"])
+                        return true
+                    }
+                    metrics.publishRetries.add(1, ordering: .relaxed)
+                    log.debug("publish failed; retrying", metadata: ["reason": "\(LogSafe.text(reason))"])
+                }
+            }
+            do {
+                try await Task.sleep(for: delay)
+            } catch {
+                return false
+            }
+            delay = min(delay * 2, .seconds(5))
+        }
+    }
+}
