@@ -106,6 +106,9 @@ enum HostileCases {
         HostileCase("nest-arrays-20000", headers: RawTable(["n": .nestedArrays(depth: 20_000)])),
         HostileCase("nest-tables-15000", headers: RawTable(["n": .nestedTables(depth: 15_000)])),
         HostileCase("nest-attempts-20000", headers: RawTable(["x-dari-attempts": .nestedArrays(depth: 20_000)])),
+        // The deepest one frame holds: 5 bytes per array level, 6 per table level with an empty key.
+        HostileCase("nest-arrays-26000", headers: RawTable(["n": .nestedArrays(depth: 26_000)])),
+        HostileCase("nest-tables-empty-keys-21500", headers: RawTable(["n": .nestedTables(depth: 21_500, key: "")])),
     ]
 
     static let junk: [UInt8] = Array("j\nFORGED level=critical message=\"pwned\"\r\n\u{0}\u{1B}[31m".utf8) + [0xFF, 0xC3, 0x28]
