@@ -10,6 +10,9 @@
 #   RABBIT_NODE   node name              (default daribridge-<port>@localhost)
 #   RABBIT_PORT   AMQP port on 127.0.0.1 (default 5672)
 #   RABBIT_DIR    state folder           (default <repo>/.rabbitmq/<port>)
+#   RABBIT_TLS_CERTS  a folder with ca.pem, server.pem, server.key (scripts/tls.sh):
+#                 then RABBIT_PORT is a TLS listener and there is no plain one
+#   RABBIT_TLS_REQUIRE_CLIENT_CERT  true: refuse clients without a certificate
 #
 # Debian's wrapper script switches to the rabbitmq user and fails as root on
 # folders it cannot write, and there is no systemd here: we start the server
@@ -23,8 +26,14 @@ dist_port=$((port + 20000))
 
 export HOME=$dir
 export RABBITMQ_NODENAME=$node
-export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-export RABBITMQ_NODE_PORT=$port
+tls_certs=${RABBIT_TLS_CERTS:-}
+if [ -z "$tls_certs" ]; then
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT=$port
+else
+  # RABBITMQ_NODE_PORT would add a plain TCP listener on the TLS port.
+  unset RABBITMQ_NODE_IP_ADDRESS RABBITMQ_NODE_PORT
+fi
 export RABBITMQ_DIST_PORT=$dist_port
 export RABBITMQ_MNESIA_BASE=$dir/mnesia
 export RABBITMQ_LOG_BASE=$dir/log
@@ -50,11 +59,27 @@ start)
   mkdir -p "$dir/mnesia" "$dir/log"
   echo '[].' > "$dir/enabled_plugins"
   # Loopback only; small disk limit so a nearly full disk does not block publishers in tests.
-  cat > "$dir/rabbitmq.conf" <<CONF
+  if [ -z "$tls_certs" ]; then
+    cat > "$dir/rabbitmq.conf" <<CONF
 listeners.tcp.1 = 127.0.0.1:$port
 loopback_users = none
 disk_free_limit.absolute = 50MB
 CONF
+  else
+    # TLS only. verify_peer: a client certificate, when sent, must be signed
+    # by ca.pem; fail_if_no_peer_cert decides whether one is required.
+    cat > "$dir/rabbitmq.conf" <<CONF
+listeners.tcp = none
+listeners.ssl.default = 127.0.0.1:$port
+ssl_options.cacertfile = $tls_certs/ca.pem
+ssl_options.certfile = $tls_certs/server.pem
+ssl_options.keyfile = $tls_certs/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = ${RABBIT_TLS_REQUIRE_CLIENT_CERT:-false}
+loopback_users = none
+disk_free_limit.absolute = 50MB
+CONF
+  fi
   nohup /usr/lib/rabbitmq/bin/rabbitmq-server > "$dir/log/stdout.log" 2>&1 &
   echo $! > "$dir/server.pid"
   "$0" wait

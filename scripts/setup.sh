@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what dari-bridge needs on Debian 12 (the Swift toolchain must
 # already be on PATH): librabbitmq-dev to build, rabbitmq-server for a local
-# broker. Does nothing when both are there.
+# broker, openssl and ca-certificates for TLS. Does nothing when all are there.
 set -euo pipefail
 missing=()
 dpkg -s librabbitmq-dev >/dev/null 2>&1 || missing+=(librabbitmq-dev)
 dpkg -s rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
 dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+# openssl: the TLS tests make their own CA and certificates (scripts/tls.sh);
+# ca-certificates: the system CA bundle amqps:// uses by default.
+dpkg -s openssl >/dev/null 2>&1 || missing+=(openssl)
+dpkg -s ca-certificates >/dev/null 2>&1 || missing+=(ca-certificates)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup.sh: installing ${missing[*]}" >&2
   sudo=""

@@ -40,8 +40,11 @@ public final class DariClient: DariTransport {
     public static let maxResponseBytes = 1 << 20
 
     private let client: HTTPClient
+    /// Every URL is approved again here, and the request checked against what was approved.
+    public let policy: URLPolicy
 
-    public init(concurrency: Int, connectTimeout: Duration = .seconds(10)) {
+    public init(concurrency: Int, policy: URLPolicy, connectTimeout: Duration = .seconds(10)) {
+        self.policy = policy
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.timeout = .init(connect: .init(connectTimeout), read: nil)
@@ -52,6 +55,11 @@ public final class DariClient: DariTransport {
         // would otherwise keep retrying a refused connect until the connect timeout.
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.httpVersion = .automatic
+        // The connected address is checked on every new connection, before the pool hands it
+        // to a request (DariClient+AddressCheck.swift).
+        let check = Self.addressCheck(policy)
+        configuration.http1_1ConnectionDebugInitializer = check
+        configuration.http2ConnectionDebugInitializer = check
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -65,12 +73,7 @@ public final class DariClient: DariTransport {
         headers.add(name: "Accept", value: "application/json")
         headers.add(name: "User-Agent", value: Self.userAgent)
         if let traceparent { headers.add(name: "traceparent", value: traceparent) }
-        let request: HTTPClient.Request
-        do {
-            request = try HTTPClient.Request(url: url, method: .POST, headers: headers, body: .bytes(body))
-        } catch {
-            throw DariTransportError(reason: Self.describe(error))
-        }
+        let request = try approvedRequest(url: url, headers: headers, body: body)
         // The delegate API, not the async one: the whole answer (head, body, end) is
         // gathered on the connection's event loop and comes back to this task in one
         // hop. The async API resumes the task for the head and again for the body;
@@ -85,6 +88,7 @@ public final class DariClient: DariTransport {
             }
         } catch {
             if Task.isCancelled { throw CancellationError() }
+            if let refused = Self.refusal(in: error) { throw refused }
             if let oversized = error as? ResponseCollector.Oversized {
                 return DariResponse(status: oversized.status, body: [], retryAfter: oversized.retryAfter)
             }

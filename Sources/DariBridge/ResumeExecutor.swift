@@ -13,12 +13,12 @@ public struct ResumeExecutor: Sendable {
             case succeeded
             case dariError       // a final non-2xx status
             case retriesExhausted
+            /// The transport refused to send (`DariRequestRefused`): final, no retry;
+            /// `detail` says why, `attempts` does not count the refused one.
+            case refused
             /// The next wait is too long to hold the delivery: hand the message to
             /// a delay queue; `attempts` travel with it.
             case deferred(Duration)
-            /// The transport refused to send the request as the URL policy
-            /// approved it (`DariRequestRefused`): no request made, no retry.
-            case refused
         }
         public var kind: Kind
         public var attempts: Int

@@ -50,7 +50,7 @@ public enum Application {
     static func runWorker(_ config: Configuration) async -> Int32 {
         bootstrapLogging(config.logLevel)
         let logger = Logger(label: "dari-bridge")
-        let client = DariClient(concurrency: config.concurrency)
+        let client = DariClient(concurrency: config.concurrency, policy: config.urlPolicy)
         let broker = RabbitMQBroker(config: config, logger: logger)
         let metrics = PipelineMetrics()
         let pipeline = ResumePipeline(
@@ -68,6 +68,9 @@ public enum Application {
             "results_exchange": "\(config.resultsExchange)", "concurrency": "\(config.concurrency)", "prefetch": "\(config.effectivePrefetch)",
             "allowed_hosts": "\(config.allowedHosts.joined(separator: ","))",
         ])
+        if config.tlsVerificationOff {
+            logger.warning("TLS peer verification is off (verify_none)", metadata: ["broker": "\(config.amqpURLs.filter { $0.tlsOptions.verifyPeer == false }.map(\.description).joined(separator: ","))"])
+        }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -6,13 +6,13 @@ import RabbitMQ
 /// environment and `--flags` (a flag wins) by `Configuration.load`, or
 /// directly by tests.
 public struct Configuration: Sendable {
-    /// The broker's nodes; each (re)connect tries them in a random order.
+    /// `AMQP_URL`: one URL or a comma-separated list (the nodes of a cluster).
     public var amqpURLs = [AMQPURL.default]
-    /// The first node (what a single-node setup means by "the broker").
-    public var amqpURL: AMQPURL {
-        get { amqpURLs.first ?? AMQPURL.default }
-        set { amqpURLs = [newValue] }
-    }
+    /// `DARI_BRIDGE_TLS_CA_FILE`; nil = the system bundle (`AMQPTLSOptions.systemCAFile`).
+    public var tlsCAFile: String? = nil
+    /// `DARI_BRIDGE_TLS_CERT_FILE` / `DARI_BRIDGE_TLS_KEY_FILE`: both or neither.
+    public var tlsCertFile: String? = nil
+    public var tlsKeyFile: String? = nil
     public var queue = "dari.resume.requests"
     /// The type a missing input queue (and the delay queues) is declared with.
     public var queueType = QueueType.quorum
@@ -25,6 +25,7 @@ public struct Configuration: Sendable {
     public var allowedHosts = ["api.usedari.com"]
     public var allowedPathPrefixes = ["/public/send-user-signal/", "/send-user-signal/"]
     public var allowInsecureHTTP = false
+    public var allowPrivateAddresses = false
     public var concurrency = 64
     public var maxAttempts = 6
     public var initialBackoffMs = 500
@@ -58,7 +59,8 @@ public struct Configuration: Sendable {
     }
 
     public var urlPolicy: URLPolicy {
-        URLPolicy(allowedHosts: allowedHosts, allowedPathPrefixes: allowedPathPrefixes, allowInsecureHTTP: allowInsecureHTTP)
+        URLPolicy(allowedHosts: allowedHosts, allowedPathPrefixes: allowedPathPrefixes, allowInsecureHTTP: allowInsecureHTTP,
+                  allowPrivateAddresses: allowPrivateAddresses)
     }
 
     /// The executor for these settings, on `transport`.
@@ -91,9 +93,16 @@ struct Setting: Sendable {
 
 extension Configuration {
     static let settings: [Setting] = [
-        Setting(env: "AMQP_URL", flag: "--amqp-url", help: "broker URL; amqps:// = TLS", defaultText: "amqp://guest:guest@127.0.0.1:5672/%2F") { c, v throws(ConfigurationError) in
-            do { c.amqpURL = try AMQPURL(parsing: v) } catch { throw bad("AMQP_URL", "--amqp-url", "\(error)") }
+        Setting(env: "AMQP_URL", flag: "--amqp-url",
+                help: "broker URL, or a comma-separated list of them (cluster nodes); amqps:// = TLS; query parameters heartbeat, connection_timeout, cacertfile, certfile, keyfile, verify, server_name_indication",
+                defaultText: "amqp://guest:guest@127.0.0.1:5672/%2F") { c, v throws(ConfigurationError) in
+            do { c.amqpURLs = try AMQPURL.parseList(v) } catch { throw bad("AMQP_URL", "--amqp-url", "\(error)") }
         },
+        amqpURLFile,
+        path("DARI_BRIDGE_TLS_CA_FILE", "--tls-ca-file", "PEM CA certificates for amqps:// (a URL's cacertfile wins)",
+             "the system CA bundle ($SSL_CERT_FILE, else /etc/ssl/certs/ca-certificates.crt)", \.tlsCAFile),
+        path("DARI_BRIDGE_TLS_CERT_FILE", "--tls-cert-file", "PEM client certificate for amqps://, with DARI_BRIDGE_TLS_KEY_FILE (a URL's certfile wins)", "none", \.tlsCertFile),
+        path("DARI_BRIDGE_TLS_KEY_FILE", "--tls-key-file", "unencrypted PEM key of DARI_BRIDGE_TLS_CERT_FILE (a URL's keyfile wins)", "none", \.tlsKeyFile),
         string("DARI_BRIDGE_QUEUE", "--queue", "input queue, declared durable", \.queue),
         Setting(env: "DARI_BRIDGE_QUEUE_TYPE", flag: "--queue-type", help: "type a missing input queue (and the delay queues) is declared with: quorum or classic; an existing queue is used as it is", defaultText: "quorum") { c, v throws(ConfigurationError) in
             guard let t = QueueType(rawValue: v.trimmingSpaces.lowercased()) else {
@@ -117,6 +126,7 @@ extension Configuration {
         list("DARI_BRIDGE_ALLOWED_HOSTS", "--allowed-hosts", "comma list of host or host:port a resume URL may target", \.allowedHosts),
         list("DARI_BRIDGE_ALLOWED_PATH_PREFIXES", "--allowed-path-prefixes", "comma list of path prefixes a resume URL may have", \.allowedPathPrefixes),
         bool("DARI_BRIDGE_ALLOW_INSECURE_HTTP", "--allow-insecure-http", "allow http:// (only to allowed hosts)", \.allowInsecureHTTP),
+        bool("DARI_BRIDGE_ALLOW_PRIVATE_ADDRESSES", "--allow-private-addresses", "allow an allowed host name to connect to a loopback/private/link-local address", \.allowPrivateAddresses),
         int("DARI_BRIDGE_CONCURRENCY", "--concurrency", "deliveries in flight (= basic.qos prefetch)", 1...65535, \.concurrency),
         int("DARI_BRIDGE_MAX_ATTEMPTS", "--max-attempts", "HTTP attempts per message, first included", 1...100, \.maxAttempts),
         int("DARI_BRIDGE_INITIAL_BACKOFF_MS", "--initial-backoff-ms", "first retry delay (exponential, full jitter)", 1...3_600_000, \.initialBackoffMs),
@@ -184,8 +194,12 @@ extension Configuration {
     /// error that names the setting.
     public static func load(arguments: [String], environment: [String: String]) throws(ConfigurationError) -> Configuration {
         var config = Configuration()
+        var given: Set<String> = []
         for setting in settings {
-            if let value = environment[setting.env] { try setting.apply(&config, value) }
+            if let value = environment[setting.env] {
+                given.insert(setting.env)
+                try setting.apply(&config, value)
+            }
         }
         var i = 0
         while i < arguments.count {
@@ -207,9 +221,11 @@ extension Configuration {
                     value = arguments[i]
                 }
             }
-            try setting.apply(&config, value!)
+            given.insert(setting.env)
+            try setting.apply(&config, value ?? "")
             i += 1
         }
+        try config.checkBrokerSettings(given: given, environment: environment)
         if config.maxBackoffMs < config.initialBackoffMs {
             throw bad("DARI_BRIDGE_MAX_BACKOFF_MS", "--max-backoff-ms", "must be at least DARI_BRIDGE_INITIAL_BACKOFF_MS (\(config.initialBackoffMs))")
         }

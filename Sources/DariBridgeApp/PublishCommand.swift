@@ -73,7 +73,7 @@ enum PublishCommand {
         let body = ResumeRequest.messageBody(resumeURL: url, variablesJSON: variablesBytes)
 
         do {
-            let conn = try await AMQPConnection.connect(to: config.amqpURL)
+            let conn = try await AMQPConnection.connect(to: config.amqpURL, options: config.amqpOptions)
             try await conn.declareQueue(config.queue, durable: true)
             var replyQueue: String? = nil
             var consumer: AMQPConnection.Consumer? = nil

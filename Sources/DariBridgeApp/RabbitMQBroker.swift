@@ -47,8 +47,7 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
     }
 
     var connectionOptions: AMQPConnection.Options {
-        var options = AMQPConnection.Options()
-        options.heartbeatSeconds = Int32(config.heartbeatSeconds)
+        var options = config.amqpOptions
         options.connectionName = "dari-bridge \(DariBridgeVersion.current)"
         // Larger bodies are dropped while read (invalid_message), never held.
         options.maxBodyBytes = config.maxMessageBytes
@@ -93,6 +92,10 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
                 delay = .milliseconds(config.reconnectInitialMs)
                 try await consume(on: ready)
                 if isStopping { return }
+            } catch let error as AMQPError where error.kind == .consumerCancelled {
+                lostError = error
+                logger.warning("the broker cancelled our consumer (queue deleted, or its node went away); checking the queue and consuming again",
+                               metadata: ["error": "\(LogSafe.text("\(error)"))"])
             } catch {
                 lostError = error
                 if !outage {

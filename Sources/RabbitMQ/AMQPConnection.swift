@@ -18,8 +18,12 @@ import Synchronization
 /// tags simple, since tags of a dead connection can never be acked by accident.
 public final class AMQPConnection: Sendable {
     public struct Options: Sendable {
+        /// A URL's `?heartbeat=` wins over this.
         public var heartbeatSeconds: Int32 = 10
+        /// TCP connect and TLS handshake, each; a URL's `?connection_timeout=` wins.
         public var connectTimeoutSeconds: Int = 10
+        /// For `amqps://` URLs; a URL's `cacertfile`, `certfile`/`keyfile`, `verify` win.
+        public var tls = AMQPTLSOptions()
         public var rpcTimeoutSeconds: Int = 30
         public var connectionName: String = "dari-bridge"
         /// A delivery whose body is larger is read off the socket and dropped
@@ -38,6 +42,8 @@ public final class AMQPConnection: Sendable {
         var closeWaiters: [CheckedContinuation<AMQPError?, Never>] = []
         var finished = false
         var blocked = false
+        /// The heartbeat the broker and we agreed on at login (seconds).
+        var heartbeat: Int32 = 0
     }
 
     private static let incarnations = Atomic<UInt64>(0)
@@ -123,6 +129,9 @@ public final class AMQPConnection: Sendable {
 
     /// Whether the connection is still open.
     public var isOpen: Bool { shared.withLock { $0.closed == nil } }
+
+    /// The heartbeat interval negotiated at login, in seconds (0 = off).
+    public var negotiatedHeartbeatSeconds: Int { Int(shared.withLock { $0.heartbeat }) }
 
     /// Whether the broker has blocked publishing (memory or disk alarm).
     public var isBlocked: Bool { shared.withLock { $0.blocked } }

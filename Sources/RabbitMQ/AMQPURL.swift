@@ -1,9 +1,15 @@
-/// A parsed `amqp://user:pass@host:port/vhost` (or `amqps://`) URL.
+/// A parsed `amqp://user:pass@host:port/vhost?query` (or `amqps://`) URL.
 ///
 /// Follows the RabbitMQ URI spec: user, password and vhost are percent-decoded
 /// (`%2F` is `/`); an absent path means vhost `/`; an empty path segment
 /// (`amqp://host/`) means the empty vhost name, as the spec says, which is
 /// rarely what a user wants, so we treat it as `/` too and document it.
+/// Query parameters (https://www.rabbitmq.com/docs/uri-query-parameters):
+/// `heartbeat`, `connection_timeout`, `cacertfile`, `certfile`, `keyfile`,
+/// `verify`, `server_name_indication`; any other is an error.
+///
+/// Parsing never echoes the user or password (nor anything before the host)
+/// in an error, and `description` leaves the password out: both are safe to log.
 public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
     public var tls: Bool
     public var host: String
@@ -11,120 +17,52 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
     public var user: String
     public var password: String
     public var vhost: String
+    /// `?heartbeat=` in seconds; wins over `AMQPConnection.Options.heartbeatSeconds`.
+    public var heartbeatSeconds: Int?
+    /// `?connection_timeout=` in milliseconds (TCP connect, then TLS handshake);
+    /// wins over `AMQPConnection.Options.connectTimeoutSeconds`.
+    public var connectionTimeoutMs: Int?
+    /// `?cacertfile=`, `certfile`, `keyfile`, `verify`; win over `AMQPConnection.Options.tls`.
+    public var tlsOptions: AMQPTLSOptions
 
-    public static let `default` = try! AMQPURL(parsing: "amqp://guest:guest@127.0.0.1:5672/%2F")
+    public static let `default` = AMQPURL(host: "127.0.0.1")
 
-    public init(tls: Bool = false, host: String, port: Int? = nil, user: String = "guest", password: String = "guest", vhost: String = "/") {
+    public init(tls: Bool = false, host: String, port: Int? = nil, user: String = "guest", password: String = "guest", vhost: String = "/",
+                heartbeatSeconds: Int? = nil, connectionTimeoutMs: Int? = nil, tlsOptions: AMQPTLSOptions = AMQPTLSOptions()) {
         self.tls = tls
         self.host = host
         self.port = port ?? (tls ? 5671 : 5672)
         self.user = user
         self.password = password
         self.vhost = vhost
+        self.heartbeatSeconds = heartbeatSeconds
+        self.connectionTimeoutMs = connectionTimeoutMs
+        self.tlsOptions = tlsOptions
     }
 
     public struct ParseError: Error, Sendable, CustomStringConvertible {
         public var reason: String
+        /// The error could come from a ',' inside a password splitting a URL list.
+        var maySplitAtComma = false
         public var description: String { reason }
-    }
 
-    public init(parsing string: String) throws(ParseError) {
-        var rest = Substring(string)
-        if rest.lowercased().hasPrefix("amqps://") {
-            tls = true
-            rest = rest.dropFirst(8)
-        } else if rest.lowercased().hasPrefix("amqp://") {
-            tls = false
-            rest = rest.dropFirst(7)
-        } else {
-            throw ParseError(reason: "must start with amqp:// or amqps://")
-        }
-        if rest.contains(where: { $0 == "?" || $0 == "#" }) {
-            let cut = rest.firstIndex(where: { $0 == "?" || $0 == "#" })!
-            rest = rest[..<cut]  // query parameters (heartbeat=..., etc.) are not supported; ignored
-        }
-        let authority: Substring
-        var path: Substring? = nil
-        if let slash = rest.firstIndex(of: "/") {
-            authority = rest[..<slash]
-            path = rest[rest.index(after: slash)...]
-        } else {
-            authority = rest
-        }
-        var hostPort = authority
-        user = "guest"
-        password = "guest"
-        if let at = authority.lastIndex(of: "@") {
-            let userInfo = authority[..<at]
-            hostPort = authority[authority.index(after: at)...]
-            if let colon = userInfo.firstIndex(of: ":") {
-                user = try Self.decode(userInfo[..<colon], what: "user")
-                password = try Self.decode(userInfo[userInfo.index(after: colon)...], what: "password")
-            } else {
-                user = try Self.decode(userInfo, what: "user")
-                password = ""
-            }
-        }
-        var portText: Substring? = nil
-        if hostPort.hasPrefix("[") {
-            guard let close = hostPort.firstIndex(of: "]") else { throw ParseError(reason: "unterminated IPv6 host") }
-            host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
-            let after = hostPort[hostPort.index(after: close)...]
-            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { throw ParseError(reason: "junk after IPv6 host") }
-        } else if let colon = hostPort.lastIndex(of: ":") {
-            host = String(hostPort[..<colon])
-            portText = hostPort[hostPort.index(after: colon)...]
-        } else {
-            host = String(hostPort)
-        }
-        if host.isEmpty { host = "localhost" }
-        if let portText {
-            guard let p = Int(portText), (1...65535).contains(p) else {
-                throw ParseError(reason: "port \(portText) is not a number from 1 to 65535")
-            }
-            port = p
-        } else {
-            port = tls ? 5671 : 5672
-        }
-        if let path, !path.isEmpty {
-            vhost = try Self.decode(path, what: "vhost")
-        } else {
-            vhost = "/"
-        }
-    }
-
-    private static func decode(_ s: Substring, what: String) throws(ParseError) -> String {
-        var bytes: [UInt8] = []
-        var it = Array(s.utf8)[...]
-        while let b = it.popFirst() {
-            if b == UInt8(ascii: "%") {
-                guard it.count >= 2, let hi = hex(it[it.startIndex]), let lo = hex(it[it.startIndex + 1]) else {
-                    throw ParseError(reason: "bad percent-encoding in \(what)")
-                }
-                bytes.append(hi << 4 | lo)
-                it = it.dropFirst(2)
-            } else {
-                bytes.append(b)
-            }
-        }
-        guard let decoded = String(validating: bytes, as: UTF8.self) else {
-            throw ParseError(reason: "\(what) is not valid UTF-8 after percent-decoding")
-        }
-        return decoded
-    }
-
-    private static func hex(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
-        default: return nil
+        init(_ reason: String, maySplitAtComma: Bool = false) {
+            self.reason = reason
+            self.maySplitAtComma = maySplitAtComma
         }
     }
 
     /// The URL without the password, safe to log.
     public var description: String {
         let hostText = host.contains(":") ? "[\(host)]" : host
-        return "\(tls ? "amqps" : "amqp")://\(user)@\(hostText):\(port)/\(vhost == "/" ? "%2F" : vhost)"
+        var query: [String] = []
+        if let heartbeatSeconds { query.append("heartbeat=\(heartbeatSeconds)") }
+        if let connectionTimeoutMs { query.append("connection_timeout=\(connectionTimeoutMs)") }
+        if let caFile = tlsOptions.caFile { query.append("cacertfile=\(caFile)") }
+        if let certFile = tlsOptions.certFile { query.append("certfile=\(certFile)") }
+        if let keyFile = tlsOptions.keyFile { query.append("keyfile=\(keyFile)") }
+        if let verify = tlsOptions.verifyPeer { query.append("verify=\(verify ? "verify_peer" : "verify_none")") }
+        let base = "\(tls ? "amqps" : "amqp")://\(user)@\(hostText):\(port)/\(vhost == "/" ? "%2F" : vhost)"
+        return query.isEmpty ? base : base + "?" + query.joined(separator: "&")
     }
 }

@@ -18,8 +18,8 @@ private func loadError(_ arguments: [String] = [], _ environment: [String: Strin
 
 private let allEnvironmentVariables = [
     "AMQP_URL", "DARI_BRIDGE_QUEUE", "DARI_BRIDGE_RESULTS_EXCHANGE", "DARI_BRIDGE_ALLOWED_HOSTS",
-    "DARI_BRIDGE_ALLOWED_PATH_PREFIXES", "DARI_BRIDGE_ALLOW_INSECURE_HTTP", "DARI_BRIDGE_CONCURRENCY",
-    "DARI_BRIDGE_MAX_ATTEMPTS", "DARI_BRIDGE_INITIAL_BACKOFF_MS", "DARI_BRIDGE_MAX_BACKOFF_MS",
+    "DARI_BRIDGE_ALLOWED_PATH_PREFIXES", "DARI_BRIDGE_ALLOW_INSECURE_HTTP", "DARI_BRIDGE_ALLOW_PRIVATE_ADDRESSES",
+    "DARI_BRIDGE_CONCURRENCY", "DARI_BRIDGE_MAX_ATTEMPTS", "DARI_BRIDGE_INITIAL_BACKOFF_MS", "DARI_BRIDGE_MAX_BACKOFF_MS",
     "DARI_BRIDGE_MAX_RETRY_AFTER_MS", "DARI_BRIDGE_REQUEST_TIMEOUT_MS", "DARI_BRIDGE_HTTP_PORT", "DARI_BRIDGE_HTTP_HOST",
     "DARI_BRIDGE_DRAIN_TIMEOUT_MS", "DARI_BRIDGE_MAX_MESSAGE_BYTES", "DARI_BRIDGE_HEARTBEAT_S",
     "DARI_BRIDGE_RECONNECT_INITIAL_MS", "DARI_BRIDGE_RECONNECT_MAX_MS", "DARI_BRIDGE_LOG_LEVEL",
@@ -40,6 +40,8 @@ struct ConfigurationTests {
         #expect(c.allowedHosts == ["api.usedari.com"])
         #expect(c.allowedPathPrefixes == ["/public/send-user-signal/", "/send-user-signal/"])
         #expect(c.allowInsecureHTTP == false)
+        #expect(c.allowPrivateAddresses == false)
+        #expect(c.urlPolicy.allowPrivateAddresses == false)
         #expect(c.concurrency == 64)
         #expect(c.maxAttempts == 6)
         #expect(c.initialBackoffMs == 500)
@@ -69,6 +71,7 @@ struct ConfigurationTests {
             "DARI_BRIDGE_ALLOWED_HOSTS": " a.example , b.example:8443 ,",
             "DARI_BRIDGE_ALLOWED_PATH_PREFIXES": "/p/",
             "DARI_BRIDGE_ALLOW_INSECURE_HTTP": "yes",
+            "DARI_BRIDGE_ALLOW_PRIVATE_ADDRESSES": "on",
             "DARI_BRIDGE_CONCURRENCY": "8",
             "DARI_BRIDGE_MAX_ATTEMPTS": "3",
             "DARI_BRIDGE_INITIAL_BACKOFF_MS": "100",
@@ -93,6 +96,8 @@ struct ConfigurationTests {
         #expect(c.allowedHosts == ["a.example", "b.example:8443"])
         #expect(c.allowedPathPrefixes == ["/p/"])
         #expect(c.allowInsecureHTTP)
+        #expect(c.allowPrivateAddresses)
+        #expect(c.urlPolicy.allowPrivateAddresses)
         #expect(c.concurrency == 8)
         #expect(c.maxAttempts == 3)
         #expect(c.initialBackoffMs == 100)

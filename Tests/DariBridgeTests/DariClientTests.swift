@@ -8,7 +8,7 @@ import Glibc
 
 /// A TCP socket bound to 127.0.0.1 on a free port, listening or not (a bound socket
 /// that does not listen refuses connects, and keeps the port from other tests).
-private func loopbackSocket(listening: Bool) throws -> (fd: Int32, port: Int) {
+func loopbackSocket(listening: Bool) throws -> (fd: Int32, port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     try #require(fd >= 0)
     var addr = sockaddr_in()
@@ -25,11 +25,17 @@ private func loopbackSocket(listening: Bool) throws -> (fd: Int32, port: Int) {
     return (fd, Int(UInt16(bigEndian: addr.sin_port)))
 }
 
+/// The policy the client tests run under: the loopback server's `127.0.0.1:port`, any path, http allowed.
+func loopbackPolicy(port: Int, allowPrivateAddresses: Bool = false) -> URLPolicy {
+    URLPolicy(allowedHosts: ["127.0.0.1:\(port)"], allowedPathPrefixes: ["/"], allowInsecureHTTP: true,
+              allowPrivateAddresses: allowPrivateAddresses)
+}
+
 /// Starts a recording FakeDari and a real DariClient, runs `body`, then shuts both down (also on failure).
 private func withFakeDari(defaultReply: FakeDari.Reply = .ok(),
                           _ body: (FakeDari, DariClient) async throws -> Void) async throws {
     let fake = try await FakeDari.start(port: 0, defaultReply: defaultReply, record: true)
-    let client = DariClient(concurrency: 4)
+    let client = DariClient(concurrency: 4, policy: loopbackPolicy(port: fake.port))
     do {
         try await body(fake, client)
     } catch {
@@ -120,7 +126,7 @@ struct DariClientTests {
         let (reserved, port) = try loopbackSocket(listening: false)
         defer { close(reserved) }
         // AsyncHTTPClient keeps retrying a refused connect until the connect timeout, so keep it short.
-        let client = DariClient(concurrency: 1, connectTimeout: .seconds(1))
+        let client = DariClient(concurrency: 1, policy: loopbackPolicy(port: port), connectTimeout: .seconds(1))
         let error = await #expect(throws: DariTransportError.self) {
             _ = try await client.post(url: "http://127.0.0.1:\(port)/r/x", body: Array("{}".utf8), traceparent: nil, timeout: .seconds(5))
         }
@@ -162,7 +168,7 @@ struct DariClientTests {
             close(c)
         }
         server.start()
-        let client = DariClient(concurrency: 1)
+        let client = DariClient(concurrency: 1, policy: loopbackPolicy(port: port))
         let response = try await client.post(url: "http://127.0.0.1:\(port)/r/x", body: Array("{}".utf8), traceparent: nil,
                                               timeout: .seconds(30))
         #expect(response.status == 200)

@@ -252,6 +252,23 @@ struct ResumePipelineTests {
         #expect(pipeline.metrics.urlNotAllowed.load(ordering: .relaxed) == 1)
     }
 
+    @Test func aRequestTheTransportRefusesIsURLNotAllowedWithoutRetry() async throws {
+        let transport = FunctionTransport { _, _, _ in throw DariRequestRefused(reason: "connected address 10.0.0.1 is private 10.0.0.0/8") }
+        let broker = InMemoryBroker()
+        let pipeline = makePipeline(transport, broker)
+        await pipeline.handle(InboundMessage(body: body(), messageId: "m", token: token(6)))
+        #expect(transport.callCount == 1)
+        let out = try #require(broker.published.first)
+        #expect(out.routingKey == "resume.failed")
+        let o = try json(out)
+        #expect(o["error"] as? String == "url_not_allowed")
+        #expect(o["attempts"] as? Int == 0)
+        #expect(o["http_status"] is NSNull)
+        #expect(o["detail"] as? String == "connected address 10.0.0.1 is private 10.0.0.0/8")
+        #expect(broker.events.last == .acked(token(6)))
+        #expect(pipeline.metrics.urlNotAllowed.load(ordering: .relaxed) == 1)
+    }
+
     @Test func replyToGetsAMandatoryCopyOfTheSameOutcome() async throws {
         let broker = InMemoryBroker()
         let pipeline = makePipeline(FunctionTransport(), broker)

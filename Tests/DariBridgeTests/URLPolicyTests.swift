@@ -116,6 +116,14 @@ struct URLPolicyTests {
         "https://api.usedari.com/public/send-user-signal/x\"y",
         "https://api.usedari.com/public/send-user-signal/x?a=<b>",
         "https://api.usedari.com/public/send-user-signal/x?a=%zz",
+        // percent-escapes that are not valid UTF-8 (AsyncHTTPClient would send "/")
+        "https://api.usedari.com/public/send-user-signal/%FF", "https://api.usedari.com/public/send-user-signal/%80",
+        "https://api.usedari.com/public/send-user-signal/%C0%AE", "https://api.usedari.com/public/send-user-signal/%ED%A0%80",
+        "https://api.usedari.com/public/send-user-signal/%E2%82", "https://api.usedari.com/public/send-user-signal/%F4%90%80%80",
+        "https://api.usedari.com/public/send-user-signal/x?t=%FF",
+        // IPv6 literals inet_pton does not take (AsyncHTTPClient would treat them as host names)
+        "https://[::1.2.3.4.5]/public/send-user-signal/x", "https://[1::2::3]/public/send-user-signal/x",
+        "https://[12345::]/public/send-user-signal/x",
         // fragments
         "https://api.usedari.com/public/send-user-signal/x#frag",
         "https://api.usedari.com/public/send-user-signal/x#",
@@ -204,5 +212,33 @@ struct URLPolicyTests {
         }
         let none = URLPolicy(allowedHosts: [], allowedPathPrefixes: ["/"], allowInsecureHTTP: false)
         #expect(none.rejection(for: "https://api.usedari.com/") == "host api.usedari.com is not in the allowed hosts")
+    }
+
+    @Test func approveReturnsWhatAsyncHTTPClientWillUse() throws {
+        let p = URLPolicy(allowedHosts: ["API.usedari.com", "[FE80::1]:8443", "10.0.0.5:9000"], allowedPathPrefixes: ["/"],
+                          allowInsecureHTTP: true)
+        #expect(try p.approve("HTTPS://Api.UseDari.COM:00443/p/%7e%3A?q=%26&r").get()
+            == ApprovedURL(scheme: "https", host: "Api.UseDari.COM", port: 443, requestTarget: "/p/%7e%3A?q=%26&r"))
+        #expect(try p.approve("https://[fe80::1]:8443/x?").get()
+            == ApprovedURL(scheme: "https", host: "[fe80::1]", port: 8443, requestTarget: "/x?"))
+        let v4 = try p.approve("http://10.0.0.5:9000/a//b;c").get()
+        #expect(v4 == ApprovedURL(scheme: "http", host: "10.0.0.5", port: 9000, requestTarget: "/a//b;c"))
+        #expect(v4.hostHeader == "10.0.0.5:9000")
+        #expect(try p.approve("https://api.usedari.com/x").get().hostHeader == "api.usedari.com")
+        #expect(try p.approve("https://API.usedari.com:443/x").get().hostHeader == "API.usedari.com")
+        #expect(p.approve("http://api.usedari.com:443/x") == .failure(URLRefusal(reason: "host api.usedari.com:443 is not in the allowed hosts")))
+        guard case .failure(let refusal) = p.approve("https://api.usedari.com/%C0%AE") else {
+            Issue.record("overlong escape approved")
+            return
+        }
+        #expect(refusal.reason == "path contains percent-escapes that are not valid UTF-8")
+        #expect(p.rejection(for: "https://api.usedari.com/x?%ED%A0%80") == "query contains percent-escapes that are not valid UTF-8")
+        #expect(p.rejection(for: "https://api.usedari.com/%E2%82%AC%F0%9F%98%80") == nil)
+    }
+
+    @Test func ipLiteralsOfTheAllowListAreKnownNormalised() {
+        let p = URLPolicy(allowedHosts: ["10.0.0.5:9000", "[::ffff:127.0.0.1]", "[FD00::1]", "dari.example", "010.0.0.1"],
+                          allowedPathPrefixes: ["/"], allowInsecureHTTP: true)
+        #expect(p.literalAddresses == [.v4(0x0A00_0005), .v4(0x7F00_0001), .v6(0xFD00_0000_0000_0000, 1)])
     }
 }

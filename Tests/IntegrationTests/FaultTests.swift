@@ -31,6 +31,10 @@ final class FaultRig: Sendable {
         var env = [
             "AMQP_URL": FaultBroker.urlString,
             "DARI_BRIDGE_QUEUE": queue,
+            // The rig's publisher declares the queue itself as a classic queue (as
+            // many publishers do): a worker that re-creates a deleted queue must
+            // declare it the same way, or the publisher's declare fails with 406.
+            "DARI_BRIDGE_QUEUE_TYPE": "classic",
             "DARI_BRIDGE_RESULTS_EXCHANGE": exchange,
             "DARI_BRIDGE_ALLOWED_HOSTS": "127.0.0.1:\(dari.port)",
             "DARI_BRIDGE_ALLOW_INSECURE_HTTP": "true",

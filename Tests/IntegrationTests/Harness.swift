@@ -36,7 +36,7 @@ final class Harness: Sendable {
         dari = try await FakeDari.start(defaultReply: dariDefault)
         let suffix = UUID().uuidString.prefix(8)
         var c = Configuration()
-        c.amqpURL = try Self.brokerURL
+        c.amqpURLs = [try Self.brokerURL]
         c.queue = "it.requests.\(suffix)"
         c.resultsExchange = "it.results.\(suffix)"
         c.allowedHosts = ["127.0.0.1:\(dari.port)"]
@@ -56,19 +56,21 @@ final class Harness: Sendable {
             l.logLevel = .warning
             return l
         }()
-        client = DariClient(concurrency: c.concurrency)
+        client = DariClient(concurrency: c.concurrency, policy: c.urlPolicy)
         broker = RabbitMQBroker(config: c, logger: logger)
         pipeline = ResumePipeline(
-            settings: PipelineSettings(resultsExchange: c.resultsExchange, maxMessageBytes: c.maxMessageBytes, urlPolicy: c.urlPolicy),
+            settings: c.pipelineSettings,
             executor: c.executor(transport: client),
             broker: broker, logger: logger)
 
-        observer = try await AMQPConnection.connect(to: c.amqpURL)
+        var options = AMQPConnection.Options()
+        options.tls = c.tlsOptions
+        observer = try await AMQPConnection.connect(to: c.amqpURLs[0], options: options)
         try await observer.declareExchange(c.resultsExchange, type: "topic", durable: true)
         try await observer.declareQueue(c.queue, durable: true)
         resultsQueue = try await observer.declareQueue("", durable: false, exclusive: true, autoDelete: true).name
         try await observer.bindQueue(resultsQueue, exchange: c.resultsExchange, routingKey: "#")
-        publisher = try await AMQPConnection.connect(to: c.amqpURL)
+        publisher = try await AMQPConnection.connect(to: c.amqpURLs[0], options: options)
         let consumer = try await observer.consume(queue: resultsQueue)
         let observerConn = observer
         let sink = Task { [self] in

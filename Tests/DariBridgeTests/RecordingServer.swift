@@ -1,0 +1,105 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A raw HTTP/1.1 server on 127.0.0.1 that records, byte for byte, what arrives: every
+/// accepted connection, the bytes read on it, and each request's request line and `Host`
+/// header. It answers `200 {}` with `Connection: close` only after recording, so a
+/// client that got its answer finds its request recorded. One connection at a time.
+final class RecordingServer: @unchecked Sendable {
+    struct Request: Sendable {
+        var requestLine: [UInt8]
+        var host: String?
+        var requestLineText: String { String(decoding: requestLine, as: UTF8.self) }
+    }
+
+    let port: Int
+    private let listener: Int32
+    private let lock = NSLock()
+    private var accepted = 0
+    private var finished = 0
+    private var bytes = 0
+    private var recorded: [Request] = []
+    private let done = DispatchSemaphore(value: 0)
+
+    init() throws {
+        (listener, port) = try loopbackSocket(listening: true)
+        let thread = Thread { [self] in serve() }
+        thread.start()
+    }
+
+    /// Connections accepted, connections finished, bytes received, requests recorded.
+    var snapshot: (connections: Int, finished: Int, bytes: Int, requests: [Request]) {
+        lock.lock(); defer { lock.unlock() }
+        return (accepted, finished, bytes, recorded)
+    }
+
+    /// Waits (bounded) until `count` connections were accepted and handled to their end.
+    func waitForFinishedConnections(_ count: Int) async {
+        for _ in 0..<500 where snapshot.finished < count {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))  // wakes the blocked accept()
+        done.wait()
+        close(listener)
+    }
+
+    private func serve() {
+        while true {
+            let c = accept(listener, nil, nil)
+            if c < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            lock.lock(); accepted += 1; lock.unlock()
+            handle(c)
+            close(c)
+            lock.lock(); finished += 1; lock.unlock()
+        }
+        done.signal()
+    }
+
+    private func handle(_ c: Int32) {
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        func readMore() -> Bool {
+            let n = read(c, &buffer, buffer.count)
+            guard n > 0 else { return false }
+            data += buffer[0..<n]
+            lock.lock(); bytes += n; lock.unlock()
+            return true
+        }
+        let end = Array("\r\n\r\n".utf8)
+        var headEnd: Int?
+        while headEnd == nil {
+            guard readMore() else { return }
+            headEnd = data.firstRange(of: end)?.lowerBound
+            if data.count > 1 << 20 { return }
+        }
+        guard let headEnd else { return }
+        let lines = data[..<headEnd].split(separator: Array("\r\n".utf8), omittingEmptySubsequences: false)
+        guard let first = lines.first else { return }
+        var host: String?
+        var length = 0
+        for line in lines.dropFirst() {
+            let text = String(decoding: line, as: UTF8.self)
+            guard let colon = text.firstIndex(of: ":") else { continue }
+            let name = text[..<colon].lowercased()
+            let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if name == "host" { host = host.map { $0 + "," + value } ?? value }
+            if name == "content-length" { length = Int(value) ?? 0 }
+        }
+        while data.count < headEnd + 4 + length {
+            guard readMore() else { break }
+        }
+        lock.lock(); recorded.append(Request(requestLine: Array(first), host: host)); lock.unlock()
+        let reply = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".utf8)
+        _ = reply.withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+}
