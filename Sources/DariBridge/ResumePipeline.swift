@@ -124,7 +124,7 @@ public final class ResumePipeline: Sendable {
         if let count = Self.deliveryCount(message.headers), count >= settings.maxDeliveries {
             log.warning("delivery limit reached: failed outcome without a POST", metadata: ["deliveries": "\(count)"])
             return failed(message, receivedAt, url: request.resumeURL, error: .deliveryLimit,
-                          detail: "delivered \(count + 1) times (x-delivery-count \(count)), at or over the limit of \(settings.maxDeliveries) (DARI_BRIDGE_MAX_DELIVERIES): not sent to Dari again")
+                          detail: "delivered \(count < Int.max ? "\(count + 1)" : "more than \(count)") times (x-delivery-count \(count)), at or over the limit of \(settings.maxDeliveries) (DARI_BRIDGE_MAX_DELIVERIES): not sent to Dari again")
         }
         if let reason = settings.urlPolicy.rejection(for: request.resumeURL) {
             log.debug("resume URL not allowed", metadata: ["reason": "\(LogSafe.text(reason))"])

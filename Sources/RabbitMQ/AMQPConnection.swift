@@ -79,7 +79,13 @@ public final class AMQPConnection: Sendable {
             let box = ThreadStart(io: io, started: continuation)
             var attributes = pthread_attr_t()
             pthread_attr_init(&attributes)
-            pthread_attr_setstacksize(&attributes, 1 << 20)
+            // librabbitmq decodes a content header's table recursively inside
+            // amqp_handle_input (96 bytes of stack per nested array, 112 per
+            // nested table, 0.11). RabbitMQ delivers any depth that fits in one
+            // frame: at frame_max 131072 (our login) that is ~26,000 arrays,
+            // ~2.5 MB of stack; 1 MiB overflowed (SIGSEGV) at ~10,800 levels.
+            // 4 MiB is address space: only the pages a decode touches get resident.
+            pthread_attr_setstacksize(&attributes, 4 << 20)
             var thread = pthread_t()
             let rc = pthread_create(&thread, &attributes, amqpThreadEntry, Unmanaged.passRetained(box).toOpaque())
             pthread_attr_destroy(&attributes)

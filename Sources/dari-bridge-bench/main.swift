@@ -11,7 +11,7 @@ import Synchronization
 //
 //   dari-bridge-bench [--amqp-url URL] [--worker PATH] [--messages N] [--rounds-delayed R]
 //                     [--concurrency 16,64,256] [--delays-ms 0,100] [--json FILE] [--idle-seconds S]
-//                     [--amqp-only]
+//                     [--amqp-only] [--oversized]
 //
 // --amqp-only measures the broker without the worker: an in-process consumer on
 // our AMQP client (prefetch = concurrency) waits the Dari delay instead of
@@ -29,6 +29,7 @@ struct Options {
     var json = "bench-results/latest.json"
     var idleSeconds = 30
     var amqpOnly = false
+    var oversized = false
 }
 
 func parseOptions() -> Options {
@@ -37,6 +38,7 @@ func parseOptions() -> Options {
     func ints(_ s: String) -> [Int] { s.split(separator: ",").compactMap { Int($0) } }
     while let a = args.popFirst() {
         if a == "--amqp-only" { o.amqpOnly = true; continue }
+        if a == "--oversized" { o.oversized = true; continue }
         let v = args.popFirst() ?? ""
         switch a {
         case "--amqp-url": o.amqpURL = v
@@ -261,6 +263,7 @@ func idleCPU(_ o: Options) async throws -> Double {
 }
 
 let options = parseOptions()
+if options.oversized { exit(try await oversizedMode(options)) }
 var results: [Result] = []
 func col(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating: " ", count: w - s.count) + s }
 print(["mode".padding(toLength: 12, withPad: " ", startingAt: 0), col("conc", 5), col("msgs", 7), col("msg/s", 8), col("ideal", 7),

@@ -31,7 +31,8 @@ final class Harness: Sendable {
         }
     }
 
-    init(concurrency: Int = 32, maxAttempts: Int = 3, dariDefault: FakeDari.Reply = .ok(#"{"ok":true}"#), configure: (inout Configuration) -> Void = { _ in }) async throws {
+    init(concurrency: Int = 32, maxAttempts: Int = 3, dariDefault: FakeDari.Reply = .ok(#"{"ok":true}"#), logger: Logger? = nil,
+         configure: (inout Configuration) -> Void = { _ in }) async throws {
         dari = try await FakeDari.start(defaultReply: dariDefault)
         let suffix = UUID().uuidString.prefix(8)
         var c = Configuration()
@@ -50,8 +51,11 @@ final class Harness: Sendable {
         c.reconnectMaxMs = 1_000
         configure(&c)
         config = c
-        var logger = Logger(label: "it")
-        logger.logLevel = .warning
+        let logger = logger ?? {
+            var l = Logger(label: "it")
+            l.logLevel = .warning
+            return l
+        }()
         client = DariClient(concurrency: c.concurrency, policy: c.urlPolicy)
         broker = RabbitMQBroker(config: c, logger: logger)
         pipeline = ResumePipeline(
@@ -123,17 +127,22 @@ final class Harness: Sendable {
         received.first { $0.messageId == messageId }
     }
 
-    func stop() async {
+    /// Stops the worker and deletes the input queue. Returns how many messages
+    /// were still on it (unacked ones are back on it once the worker's
+    /// connection is closed), nil if the delete failed.
+    @discardableResult
+    func stop() async -> UInt32? {
         await broker.stopConsuming()
         let all = tasks.withLock { $0 }
         for t in all.dropFirst() { await t.value }
         await broker.close()
-        _ = try? await observer.deleteQueue(config.queue)
+        let left = try? await observer.deleteQueue(config.queue)
         await observer.close()
         await publisher.close()
         all.first?.cancel()
         try? await client.shutdown()
         try? await dari.shutdown()
+        return left
     }
 }
 
