@@ -74,7 +74,12 @@ extension ResumePipeline {
                         return true
                     }
                     metrics.publishRetries.add(1, ordering: .relaxed)
-                    log.debug("publish failed; retrying", metadata: ["reason": "\(LogSafe.text(reason))"])
+                    if let heldBack = publishWarnings.admit() {
+                        log.warning("publish failed; retrying with backoff (logged at most every 10 s)",
+                                    metadata: ["reason": "\(LogSafe.text(reason))", "similar_since_last": "\(heldBack)"])
+                    } else {
+                        log.debug("publish failed; retrying", metadata: ["reason": "\(LogSafe.text(reason))"])
+                    }
                 }
             }
             do {

@@ -44,6 +44,7 @@ public final class ResumePipeline: Sendable {
     public let metrics: PipelineMetrics
     let inFlight = InFlightMessages()
     let slots: DeliverySlots
+    let publishWarnings = RateLimitedLog(interval: .seconds(10))
     let logger: Logger
 
     public init(settings: PipelineSettings, executor: ResumeExecutor, broker: any MessageBroker,

@@ -171,3 +171,16 @@ final class LogCapture: Sendable {
         }
     }
 }
+
+@Suite("Rate-limited log")
+struct RateLimitedLogTests {
+    @Test func oneEventPerIntervalWithTheCountHeldBack() {
+        let limit = RateLimitedLog(interval: .seconds(10))
+        let t0 = ContinuousClock.now
+        #expect(limit.admit(now: t0) == 0)
+        #expect(limit.admit(now: t0 + .seconds(1)) == nil)
+        #expect(limit.admit(now: t0 + .seconds(9)) == nil)
+        #expect(limit.admit(now: t0 + .seconds(10)) == 2)
+        #expect(limit.admit(now: t0 + .seconds(11)) == nil)
+    }
+}

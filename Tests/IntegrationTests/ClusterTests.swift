@@ -2,6 +2,7 @@ import Foundation
 import RabbitMQ
 import Testing
 
+extension BrokerFaultSuites {
 /// The worker (a separate process, AMQP_URL = every node of the cluster)
 /// against the three-node cluster of scripts/cluster.sh, which these tests
 /// start and break themselves. Each prints a FAULT line for the README.
@@ -134,3 +135,4 @@ import Testing
         #expect(statuses == [0, 0, 0])
     }
 }
+}  // extension BrokerFaultSuites

@@ -5,6 +5,7 @@ import RabbitMQ
 import Synchronization
 import Testing
 
+extension BrokerFaultSuites {
 /// deploy/kubernetes/rabbitmq-definitions.json imported into the real test
 /// broker: each user can do what it needs and nothing more, and the input
 /// queue's delivery limit dead-letters a message that keeps coming back.
@@ -168,3 +169,4 @@ import Testing
         #expect(!process.log.contains("ACCESS_REFUSED"), "\(process.log.suffix(3000))")
     }
 }
+}  // extension BrokerFaultSuites

@@ -110,6 +110,7 @@ final class FaultRig: Sendable {
     }
 }
 
+extension BrokerFaultSuites {
 @Suite(.serialized) struct FaultTests {
     @Test func brokerRestartWhileTwoThousandMessagesFlow() async throws {
         let rig = try await FaultRig(dariDelay: .milliseconds(40))
@@ -225,7 +226,8 @@ final class FaultRig: Sendable {
     }
 
     @Test func memoryAlarmPausesPublishingUntilLifted() async throws {
-        let rig = try await FaultRig(dariDelay: .milliseconds(50))
+        // Slow enough that most messages are still to do when the alarm is set.
+        let rig = try await FaultRig(dariDelay: .milliseconds(100))
         try await rig.publish(300)
         let worker = try rig.startWorker(concurrency: 16)
         _ = await rig.observer.waitForDistinct(30, timeout: .seconds(60))
@@ -295,3 +297,4 @@ final class FaultRig: Sendable {
         #expect(status2 == 0)
     }
 }
+}  // extension BrokerFaultSuites

@@ -6,6 +6,7 @@ import FoundationNetworking
 import RabbitMQ
 import Testing
 
+extension BrokerFaultSuites {
 /// The worker over amqps:// against the TLS node of scripts/tls.sh.
 @Suite(.serialized) struct TLSWorkerTests {
     static func readyz(_ port: Int) async -> Int? {
@@ -93,3 +94,4 @@ import Testing
         #expect(insecure.log.contains("TLS peer verification is off (verify_none)"), "\(insecure.log)")
     }
 }
+}  // extension BrokerFaultSuites
