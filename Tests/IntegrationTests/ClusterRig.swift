@@ -149,6 +149,16 @@ struct ClusterWorker: Sendable {
         return false
     }
 
+    /// The node label of `dari_bridge_broker_connected` in /metrics (host:port).
+    func connectedNode() async -> String? {
+        guard let url = URL(string: "http://127.0.0.1:\(metricsPort)/metrics"),
+              let (data, _) = try? await URLSession.shared.data(from: url) else { return nil }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("dari_bridge_broker_connected{node=\"") {
+            return line.split(separator: "\"").dropFirst().first.map(String.init)
+        }
+        return nil
+    }
+
     /// The sum of dari_bridge_messages_total over every outcome: the input
     /// messages this process finished (confirmed outcome, acked).
     func messagesTotal() async -> Int? {

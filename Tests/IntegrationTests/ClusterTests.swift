@@ -43,6 +43,7 @@ extension BrokerFaultSuites {
         let seen = await rig.observer.waitForDistinct(2000, timeout: .seconds(180))
         let left = try await rig.waitForEmptyQueue(timeout: .seconds(60))
         let after = try await workerNodes(count: 1)
+        let shownNode = await worker.connectedNode()
         let alive = worker.process.process.isRunning
         rig.report("SIGKILL of the cluster node the worker is connected to", messages: 2000)
         let status = await ClusterRig.stop([worker]).first ?? nil
@@ -53,6 +54,9 @@ extension BrokerFaultSuites {
         #expect(status == 0)
         #expect(left == 0, "messages left in the queue: \(left.map(String.init) ?? "queue missing")")
         #expect(worker.process.log.contains("reconnected to the broker"))
+        // /metrics names the node it is connected to now, and the log never a password.
+        #expect(shownNode == after.first.map { "127.0.0.1:\(ClusterBroker.port($0))" }, "metrics node \(shownNode ?? "none"), connections on \(after)")
+        #expect(!worker.process.log.contains("guest:guest"))
     }
 
     @Test func rollingRestartOfAllThreeNodesUnderLoad() async throws {
