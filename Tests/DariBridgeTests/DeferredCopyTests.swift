@@ -11,6 +11,17 @@ struct DeferredCopyTests {
     static let url = "https://api.usedari.com/public/send-user-signal/abc"
     func body() -> [UInt8] { ResumeRequest.messageBody(resumeURL: Self.url, variablesJSON: Array(#"{"a":1}"#.utf8)) }
 
+    /// Long waits (over 1 s) go to a delay queue.
+    func pipeline(_ transport: any DariTransport, _ broker: InMemoryBroker, maxAttempts: Int) -> ResumePipeline {
+        var executor = ResumeExecutor(transport: transport, policy: RetryPolicy(maxAttempts: maxAttempts), requestTimeout: .seconds(5),
+                                      sleep: { _ in }, randomUnit: { 0.5 })
+        executor.maxInMemoryWait = .seconds(1)
+        return ResumePipeline(
+            settings: PipelineSettings(resultsExchange: "x", maxMessageBytes: 1 << 20,
+                                       urlPolicy: URLPolicy(allowedHosts: ["api.usedari.com"], allowedPathPrefixes: ["/public/send-user-signal/"], allowInsecureHTTP: false)),
+            executor: executor, broker: broker, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
     @Test func aRedeliveredDelayedCopyEndsWithAnOutcome() async throws {
         // First POST: 503 with a long Retry-After (deferred); later ones succeed.
         let calls = Counter()
@@ -18,13 +29,7 @@ struct DeferredCopyTests {
             calls.increment() == 1 ? DariResponse(status: 503, retryAfter: "120") : DariResponse(status: 200, body: Array(#"{"ok":true}"#.utf8))
         }
         let broker = InMemoryBroker()
-        var executor = ResumeExecutor(transport: transport, policy: RetryPolicy(maxAttempts: 3), requestTimeout: .seconds(5),
-                                      sleep: { _ in }, randomUnit: { 0.5 })
-        executor.maxInMemoryWait = .seconds(1)
-        let p = ResumePipeline(
-            settings: PipelineSettings(resultsExchange: "x", maxMessageBytes: 1 << 20,
-                                       urlPolicy: URLPolicy(allowedHosts: ["api.usedari.com"], allowedPathPrefixes: ["/public/send-user-signal/"], allowInsecureHTTP: false)),
-            executor: executor, broker: broker, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let p = pipeline(transport, broker, maxAttempts: 3)
 
         // 1. The original is handed to a delay queue (confirmed) and acked.
         await p.handle(InboundMessage(body: body(), messageId: "m", token: DeliveryToken(tag: 1, incarnation: 1)))
@@ -45,13 +50,7 @@ struct DeferredCopyTests {
     @Test func aRedeliveryOfTheHandedOffDeliveryIsStillAckedWithoutAPost() async throws {
         let transport = FunctionTransport { _, _, _ in DariResponse(status: 503, retryAfter: "120") }
         let broker = InMemoryBroker()
-        var executor = ResumeExecutor(transport: transport, policy: RetryPolicy(maxAttempts: 5), requestTimeout: .seconds(5),
-                                      sleep: { _ in }, randomUnit: { 0.5 })
-        executor.maxInMemoryWait = .seconds(1)
-        let p = ResumePipeline(
-            settings: PipelineSettings(resultsExchange: "x", maxMessageBytes: 1 << 20,
-                                       urlPolicy: URLPolicy(allowedHosts: ["api.usedari.com"], allowedPathPrefixes: ["/public/send-user-signal/"], allowInsecureHTTP: false)),
-            executor: executor, broker: broker, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let p = pipeline(transport, broker, maxAttempts: 5)
         // A copy with 2 attempts is deferred again (now 3); its own redelivery (2) is acked, no POST.
         await p.handle(InboundMessage(body: body(), messageId: "m", headers: [attemptsHeader: "2"], token: DeliveryToken(tag: 1, incarnation: 1)))
         #expect(transport.callCount == 1)
