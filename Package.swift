@@ -3,8 +3,8 @@ import PackageDescription
 
 // Layout (one-way dependencies):
 //   CRabbitMQ (C binding) -> RabbitMQ (AMQP client, the only Swift code touching the C API)
-//   DariBridge (domain: decoding, URL policy, retry policy, Dari client, pipeline; no broker, no C)
-//   DariBridgeApp (wiring: configuration, RabbitMQ adapter, worker service, /metrics)
+//   DariBridge (domain: decoding, URL policy, retry policy, pipeline; protocols only: no broker, no HTTP, no C)
+//   DariBridgeApp (adapters and wiring: configuration, RabbitMQ adapter, Dari HTTP client, worker service, /metrics)
 //   dari-bridge (executable), dari-bridge-bench (benchmark), FakeDari (a Dari stand-in for tests/bench)
 let package = Package(
     name: "dari-bridge",
@@ -32,9 +32,6 @@ let package = Package(
         .target(
             name: "DariBridge",
             dependencies: [
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -68,9 +65,16 @@ let package = Package(
             name: "dari-bridge-bench",
             dependencies: ["FakeDari", "RabbitMQ", "DariBridge"]
         ),
-        .testTarget(name: "DariBridgeTests", dependencies: ["DariBridge", "DariBridgeApp", "FakeDari"]),
+        // What the test targets share: an in-memory broker, scripted Dari transports, a raw
+        // recording HTTP server, a capturing log handler.
+        .target(
+            name: "TestSupport",
+            dependencies: ["DariBridge", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "DariBridgeTests", dependencies: ["DariBridge", "DariBridgeApp", "FakeDari", "TestSupport"]),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["DariBridgeApp", "DariBridge", "RabbitMQ", "FakeDari"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["DariBridgeApp", "DariBridge", "RabbitMQ", "FakeDari", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,5 @@
+import DariBridgeApp
+import TestSupport
 import DariBridge
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Logging
 import Testing
@@ -24,7 +25,7 @@ struct DeferredCopyTests {
 
     @Test func aRedeliveredDelayedCopyEndsWithAnOutcome() async throws {
         // First POST: 503 with a long Retry-After (deferred); later ones succeed.
-        let calls = Counter()
+        let calls = CallCounter()
         let transport = FunctionTransport { _, _, _ in
             calls.increment() == 1 ? DariResponse(status: 503, retryAfter: "120") : DariResponse(status: 200, body: Array(#"{"ok":true}"#.utf8))
         }

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Logging
 import Synchronization
@@ -41,7 +42,7 @@ struct HostilePropertiesTests {
     @Test(arguments: hostileAttempts)
     func anAttemptsHeaderOfAnyValueGivesANormalOutcome(_ value: String) async throws {
         // 503 then 200: the retry path does arithmetic with the prior attempts.
-        let calls = Counter()
+        let calls = CallCounter()
         let transport = FunctionTransport { _, _, _ in
             calls.increment() == 1 ? DariResponse(status: 503) : DariResponse(status: 200, body: Array(#"{"ok":true}"#.utf8))
         }

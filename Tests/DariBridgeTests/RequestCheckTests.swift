@@ -1,3 +1,4 @@
+@testable import DariBridgeApp
 import AsyncHTTPClient
 import Testing
 @testable import DariBridge

@@ -1,55 +1,9 @@
+import TestSupport
 import Foundation
 import Synchronization
 import Testing
 @testable import DariBridge
 
-/// A `DariTransport` that plays a script: each POST takes the next step; the
-/// last step repeats once the script is used up. Records every call.
-final class ScriptedTransport: DariTransport {
-    enum Step: Sendable {
-        case respond(DariResponse)
-        case fail(String)
-    }
-
-    struct Call: Sendable {
-        var url: String
-        var body: [UInt8]
-        var traceparent: String?
-        var timeout: Duration
-    }
-
-    private struct State {
-        var steps: [Step]
-        var calls: [Call] = []
-    }
-
-    private let state: Mutex<State>
-
-    init(_ steps: [Step]) {
-        state = Mutex(State(steps: steps))
-    }
-
-    convenience init(statuses: [Int]) {
-        self.init(statuses.map { .respond(DariResponse(status: $0, body: Array(#"{"ok":true}"#.utf8))) })
-    }
-
-    func post(url: String, body: [UInt8], traceparent: String?, timeout: Duration) async throws -> DariResponse {
-        let step: Step? = state.withLock { s in
-            s.calls.append(Call(url: url, body: body, traceparent: traceparent, timeout: timeout))
-            if s.steps.count > 1 { return s.steps.removeFirst() }
-            return s.steps.first
-        }
-        switch step {
-        case .respond(let response)?: return response
-        case .fail(let reason)?: throw DariTransportError(reason: reason)
-        case nil:
-            Issue.record("ScriptedTransport has no script")
-            throw DariTransportError(reason: "no script")
-        }
-    }
-
-    var calls: [Call] { state.withLock { $0.calls } }
-}
 
 /// Stands in for `Task.sleep`: records the requested durations and returns at once.
 final class SleepRecorder: Sendable {

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Logging
 import Synchronization
@@ -39,31 +40,7 @@ final class Gate: Sendable {
     var isOpen: Bool { state.withLock { $0.isOpen } }
 }
 
-final class Counter: Sendable {
-    private let state = Mutex(0)
-    func increment() -> Int { state.withLock { n in n += 1; return n } }
-    var value: Int { state.withLock { $0 } }
-}
 
-/// A transport whose answer is computed by a closure; counts calls and records them.
-final class FunctionTransport: DariTransport {
-    typealias Handler = @Sendable (_ url: String, _ body: [UInt8], _ traceparent: String?) async throws -> DariResponse
-    private let handler: Handler
-    private let recorded = Mutex<[(url: String, body: [UInt8], traceparent: String?)]>([])
-
-    init(_ handler: @escaping Handler = { _, _, _ in DariResponse(status: 200, body: Array(#"{"ok":true}"#.utf8)) }) {
-        self.handler = handler
-    }
-
-    func post(url: String, body: [UInt8], traceparent: String?, timeout: Duration) async throws -> DariResponse {
-        recorded.withLock { $0.append((url, body, traceparent)) }
-        return try await handler(url, body, traceparent)
-    }
-
-    var callCount: Int { recorded.withLock { $0.count } }
-    var traceparents: [String?] { recorded.withLock { $0.map(\.traceparent) } }
-    var urls: [String] { recorded.withLock { $0.map(\.url) } }
-}
 
 /// Runs `body`; if it is not done after `seconds`, records an issue and calls `rescue`
 /// (which must unblock `body`). A safety net only: never a timing assertion.
@@ -437,7 +414,7 @@ struct ResumePipelineTests {
 
     @Test func processHandlesFiftyMessagesConcurrently() async throws {
         let total = 50
-        let arrived = Counter()
+        let arrived = CallCounter()
         let allArrived = Gate()
         let transport = FunctionTransport { _, _, _ in
             // Every POST waits here until all 50 are in flight at once.

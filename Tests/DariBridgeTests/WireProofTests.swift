@@ -1,3 +1,5 @@
+@testable import DariBridgeApp
+import TestSupport
 import DariBridge
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import TestSupport
 import DariBridge
 import FakeDari
 import Foundation

@@ -5,25 +5,25 @@ import Synchronization
 /// (`level message key=value ...`), values exactly as the code logged them,
 /// so a test can check that no input byte (a newline in a reply_to) made it
 /// into a log line unescaped.
-struct CapturingLogHandler: LogHandler {
-    final class Store: Sendable {
-        let lines = Mutex<[String]>([])
-        var all: [String] { lines.withLock { $0 } }
+package struct CapturingLogHandler: LogHandler {
+    package final class Store: Sendable {
+        package let lines = Mutex<[String]>([])
+        package var all: [String] { lines.withLock { $0 } }
     }
 
-    let store: Store
-    var logLevel: Logger.Level = .trace
-    var metadata: Logger.Metadata = [:]
-    var metadataProvider: Logger.MetadataProvider?
+    package let store: Store
+    package var logLevel: Logger.Level = .trace
+    package var metadata: Logger.Metadata = [:]
+    package var metadataProvider: Logger.MetadataProvider?
 
-    init(store: Store) { self.store = store }
+    package init(store: Store) { self.store = store }
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
@@ -31,7 +31,7 @@ struct CapturingLogHandler: LogHandler {
     }
 
     /// A logger at `level` that records into a new store.
-    static func logger(level: Logger.Level = .trace) -> (Logger, Store) {
+    package static func logger(level: Logger.Level = .trace) -> (Logger, Store) {
         let store = Store()
         var logger = Logger(label: "captured") { _ in CapturingLogHandler(store: store) }
         logger.logLevel = level

@@ -1,3 +1,4 @@
+import DariBridge
 import AsyncHTTPClient
 import NIOCore
 

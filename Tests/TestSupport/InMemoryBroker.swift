@@ -1,12 +1,12 @@
 import Synchronization
-@testable import DariBridge
+import DariBridge
 
 /// A `MessageBroker` that keeps everything in memory: every publish attempt
 /// and every ack, in one ordered list (so tests can check that the ack comes
 /// after the publish). It can fail the first N publishes with `.transient`, and
 /// answer `.unroutable` to mandatory messages (a missing reply_to queue).
-final class InMemoryBroker: MessageBroker {
-    enum Event: Sendable, Equatable {
+package final class InMemoryBroker: MessageBroker {
+    package enum Event: Sendable, Equatable {
         case published(OutgoingMessage)
         case publishFailed(OutgoingMessage, PublishFailure)
         case deferred(DeliveryToken, attempts: Int, delay: Duration)
@@ -25,13 +25,13 @@ final class InMemoryBroker: MessageBroker {
     private let mandatoryIsUnroutable: Bool
     private let mandatoryAlwaysFails: Bool
 
-    init(failFirstPublishes: Int = 0, mandatoryIsUnroutable: Bool = false, mandatoryAlwaysFails: Bool = false) {
+    package init(failFirstPublishes: Int = 0, mandatoryIsUnroutable: Bool = false, mandatoryAlwaysFails: Bool = false) {
         state = Mutex(State(transientFailuresLeft: failFirstPublishes))
         self.mandatoryIsUnroutable = mandatoryIsUnroutable
         self.mandatoryAlwaysFails = mandatoryAlwaysFails
     }
 
-    func publish(_ message: OutgoingMessage) async throws(PublishFailure) {
+    package func publish(_ message: OutgoingMessage) async throws(PublishFailure) {
         let failure: PublishFailure? = state.withLock { s in
             if s.transientFailuresLeft > 0 {
                 s.transientFailuresLeft -= 1
@@ -55,11 +55,11 @@ final class InMemoryBroker: MessageBroker {
         if let failure { throw failure }
     }
 
-    func deferMessage(_ message: InboundMessage, attempts: Int, delay: Duration) async throws(PublishFailure) {
+    package func deferMessage(_ message: InboundMessage, attempts: Int, delay: Duration) async throws(PublishFailure) {
         state.withLock { $0.events.append(.deferred(message.token, attempts: attempts, delay: delay)) }
     }
 
-    func ack(_ token: DeliveryToken) async {
+    package func ack(_ token: DeliveryToken) async {
         let ready: [CheckedContinuation<Void, Never>] = state.withLock { s in
             s.events.append(.acked(token))
             let acked = ackedTokensLocked(s).count
@@ -70,25 +70,25 @@ final class InMemoryBroker: MessageBroker {
         for continuation in ready { continuation.resume() }
     }
 
-    func requeue(_ token: DeliveryToken) async {
+    package func requeue(_ token: DeliveryToken) async {
         state.withLock { $0.events.append(.requeued(token)) }
     }
 
-    func isLive(_ token: DeliveryToken) -> Bool {
+    package func isLive(_ token: DeliveryToken) -> Bool {
         state.withLock { !$0.deadIncarnations.contains(token.incarnation) }
     }
 
     /// Deliveries of this incarnation count as from a dead channel from now on.
-    func killIncarnation(_ incarnation: UInt64) {
+    package func killIncarnation(_ incarnation: UInt64) {
         _ = state.withLock { $0.deadIncarnations.insert(incarnation) }
     }
 
-    var requeued: [DeliveryToken] {
+    package var requeued: [DeliveryToken] {
         events.compactMap { if case .requeued(let token) = $0 { token } else { nil } }
     }
 
     /// Returns once at least `count` acks happened.
-    func waitForAcks(_ count: Int) async {
+    package func waitForAcks(_ count: Int) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let now: Bool = state.withLock { s in
                 if ackedTokensLocked(s).count >= count { return true }
@@ -103,15 +103,15 @@ final class InMemoryBroker: MessageBroker {
         s.events.compactMap { if case .acked(let token) = $0 { token } else { nil } }
     }
 
-    var events: [Event] { state.withLock { $0.events } }
+    package var events: [Event] { state.withLock { $0.events } }
 
     /// Messages the broker confirmed, in order.
-    var published: [OutgoingMessage] {
+    package var published: [OutgoingMessage] {
         events.compactMap { if case .published(let message) = $0 { message } else { nil } }
     }
 
     /// Every publish attempt, failed or not, in order.
-    var publishAttempts: [OutgoingMessage] {
+    package var publishAttempts: [OutgoingMessage] {
         events.compactMap {
             switch $0 {
             case .published(let message), .publishFailed(let message, _): message
@@ -120,5 +120,5 @@ final class InMemoryBroker: MessageBroker {
         }
     }
 
-    var acked: [DeliveryToken] { state.withLock { ackedTokensLocked($0) } }
+    package var acked: [DeliveryToken] { state.withLock { ackedTokensLocked($0) } }
 }

@@ -7,14 +7,14 @@ import Glibc
 /// accepted connection, the bytes read on it, and each request's request line and `Host`
 /// header. It answers `200 {}` with `Connection: close` only after recording, so a
 /// client that got its answer finds its request recorded. One connection at a time.
-final class RecordingServer: @unchecked Sendable {
-    struct Request: Sendable {
-        var requestLine: [UInt8]
-        var host: String?
-        var requestLineText: String { String(decoding: requestLine, as: UTF8.self) }
+package final class RecordingServer: @unchecked Sendable {
+    package struct Request: Sendable {
+        package var requestLine: [UInt8]
+        package var host: String?
+        package var requestLineText: String { String(decoding: requestLine, as: UTF8.self) }
     }
 
-    let port: Int
+    package let port: Int
     private let listener: Int32
     private let lock = NSLock()
     private var accepted = 0
@@ -23,26 +23,26 @@ final class RecordingServer: @unchecked Sendable {
     private var recorded: [Request] = []
     private let done = DispatchSemaphore(value: 0)
 
-    init() throws {
+    package init() throws {
         (listener, port) = try loopbackSocket(listening: true)
         let thread = Thread { [self] in serve() }
         thread.start()
     }
 
     /// Connections accepted, connections finished, bytes received, requests recorded.
-    var snapshot: (connections: Int, finished: Int, bytes: Int, requests: [Request]) {
+    package var snapshot: (connections: Int, finished: Int, bytes: Int, requests: [Request]) {
         lock.lock(); defer { lock.unlock() }
         return (accepted, finished, bytes, recorded)
     }
 
     /// Waits (bounded) until `count` connections were accepted and handled to their end.
-    func waitForFinishedConnections(_ count: Int) async {
+    package func waitForFinishedConnections(_ count: Int) async {
         for _ in 0..<500 where snapshot.finished < count {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }
 
-    func stop() {
+    package func stop() {
         shutdown(listener, Int32(SHUT_RDWR))  // wakes the blocked accept()
         done.wait()
         close(listener)

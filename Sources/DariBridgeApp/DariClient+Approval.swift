@@ -1,3 +1,4 @@
+import DariBridge
 import AsyncHTTPClient
 #if canImport(FoundationEssentials)
 import FoundationEssentials

@@ -1,0 +1,31 @@
+import Synchronization
+import Testing
+import DariBridge
+
+/// A transport whose answer is computed by a closure; counts calls and records them.
+package final class FunctionTransport: DariTransport {
+    package typealias Handler = @Sendable (_ url: String, _ body: [UInt8], _ traceparent: String?) async throws -> DariResponse
+    private let handler: Handler
+    private let recorded = Mutex<[(url: String, body: [UInt8], traceparent: String?)]>([])
+
+    package init(_ handler: @escaping Handler = { _, _, _ in DariResponse(status: 200, body: Array(#"{"ok":true}"#.utf8)) }) {
+        self.handler = handler
+    }
+
+    package func post(url: String, body: [UInt8], traceparent: String?, timeout: Duration) async throws -> DariResponse {
+        recorded.withLock { $0.append((url, body, traceparent)) }
+        return try await handler(url, body, traceparent)
+    }
+
+    package var callCount: Int { recorded.withLock { $0.count } }
+    package var traceparents: [String?] { recorded.withLock { $0.map(\.traceparent) } }
+    package var urls: [String] { recorded.withLock { $0.map(\.url) } }
+}
+
+/// Counts calls across tasks.
+package final class CallCounter: Sendable {
+    private let state = Mutex(0)
+    package init() {}
+    package func increment() -> Int { state.withLock { n in n += 1; return n } }
+    package var value: Int { state.withLock { $0 } }
+}
