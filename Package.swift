@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         .systemLibrary(
@@ -33,6 +34,7 @@ let package = Package(
             name: "DariBridge",
             dependencies: [
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         .target(
@@ -69,10 +71,12 @@ let package = Package(
         // recording HTTP server, a capturing log handler.
         .target(
             name: "TestSupport",
-            dependencies: ["DariBridge", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["DariBridge", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "InMemoryTracing", package: "swift-distributed-tracing")],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "DariBridgeTests", dependencies: ["DariBridge", "DariBridgeApp", "FakeDari", "TestSupport"]),
+        .testTarget(name: "DariBridgeTests", dependencies: ["DariBridge", "DariBridgeApp", "FakeDari", "TestSupport",
+                                                     .product(name: "InMemoryTracing", package: "swift-distributed-tracing")]),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DariBridgeApp", "DariBridge", "RabbitMQ", "FakeDari", "TestSupport"]),
     ],

@@ -26,5 +26,7 @@ public struct DariTransportError: Error, Sendable, CustomStringConvertible {
 
 /// One POST to a resume URL. The real one is `DariClient`; tests may script it.
 public protocol DariTransport: Sendable {
-    func post(url: String, body: [UInt8], traceparent: String?, timeout: Duration) async throws -> DariResponse
+    /// `traceHeaders`: the trace context to send (`traceparent`, `tracestate`, or
+    /// whatever the configured tracer injects); empty when there is none.
+    func post(url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse
 }

@@ -63,6 +63,8 @@ public struct OutgoingMessage: Sendable, Equatable {
     public var contentType: String = "application/json"
     public var persistent: Bool = true
     public var mandatory: Bool = false
+    /// Text headers: the trace context (`traceparent`, `tracestate`).
+    public var headers: [String: String] = [:]
 
     public init(exchange: String, routingKey: String, body: [UInt8], messageId: String, correlationId: String?, mandatory: Bool = false) {
         self.exchange = exchange

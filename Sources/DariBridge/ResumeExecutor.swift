@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Tracing
 
 /// Sends one resume request to Dari with retries: the classification and
 /// backoff of the contract, `Retry-After` first. Time and randomness are
@@ -38,6 +39,9 @@ public struct ResumeExecutor: Sendable {
     public var sleep: @Sendable (Duration) async throws -> Void
     public var randomUnit: @Sendable () -> Double
     public var now: @Sendable () -> Date
+    /// Spans for the message, each attempt and the outcome publish (MessageTracing.swift);
+    /// nil: none, the incoming trace context is passed on as it came.
+    public var tracer: (any Tracer)? = nil
 
     public init(transport: any DariTransport, policy: RetryPolicy, requestTimeout: Duration,
                 sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
@@ -55,7 +59,9 @@ public struct ResumeExecutor: Sendable {
     /// `priorAttempts`: attempts made before this delivery (from the delay queue).
     /// `heldSince`: when the delivery arrived (it may have waited for a slot):
     /// the hold bound counts from there.
-    public func execute(_ request: ResumeRequest, traceparent: String?, priorAttempts: Int = 0,
+    /// `traceHeaders`: what an untraced worker sends on (`MessageTracing.passThrough`);
+    /// with a tracer, each attempt sends what the tracer injects for its span instead.
+    public func execute(_ request: ResumeRequest, traceHeaders: TraceHeaders = [:], priorAttempts: Int = 0,
                         heldSince: ContinuousClock.Instant = .now) async throws -> Result {
         let body = request.httpBody()
         // Bounded whatever the header said (the pipeline clamps it too): no
@@ -72,7 +78,7 @@ public struct ResumeExecutor: Sendable {
             var lastStatus: Int? = nil
             var reason: String
             do {
-                let response = try await transport.post(url: request.resumeURL, body: body, traceparent: traceparent, timeout: requestTimeout)
+                let response = try await post(request.resumeURL, body, traceHeaders, attempt: attempt)
                 lastStatus = response.status
                 if (200..<300).contains(response.status) {
                     let json = JSONScanner.isValid(response.body) && !response.body.isEmpty ? response.body : nil
@@ -101,6 +107,26 @@ public struct ResumeExecutor: Sendable {
                 return Result(kind: .deferred(delay), attempts: attempt, httpStatus: lastStatus, responseJSON: nil, detail: reason)
             }
             try await sleep(delay)
+        }
+    }
+
+    /// One attempt, in a `client` span when there is a tracer.
+    private func post(_ url: String, _ body: [UInt8], _ traceHeaders: TraceHeaders, attempt: Int) async throws -> DariResponse {
+        guard let tracer else {
+            return try await transport.post(url: url, body: body, traceHeaders: traceHeaders, timeout: requestTimeout)
+        }
+        return try await Self.tracedPost(tracer, transport, url, body, attempt: attempt, timeout: requestTimeout)
+    }
+
+    private static func tracedPost<T: Tracer>(_ tracer: T, _ transport: any DariTransport, _ url: String, _ body: [UInt8],
+                                              attempt: Int, timeout: Duration) async throws -> DariResponse {
+        try await MessageTracing.inSpan(tracer, "POST resume", kind: .client) { span, headers in
+            span.attributes["http.request.method"] = "POST"
+            span.attributes["dari_bridge.attempt"] = attempt
+            let response = try await transport.post(url: url, body: body, traceHeaders: headers, timeout: timeout)
+            span.attributes["http.response.status_code"] = response.status
+            if !(200..<300).contains(response.status) { span.setStatus(SpanStatus(code: .error)) }
+            return response
         }
     }
 }

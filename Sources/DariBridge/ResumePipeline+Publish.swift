@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
+import Tracing
 
 /// Publishing outcomes: to the results exchange (and a copy to an allowed
 /// reply_to), retried until the broker confirms.
@@ -12,10 +13,31 @@ extension ResumePipeline {
 
     /// Publishes to the results exchange (and to reply_to), retrying until the
     /// broker confirms. Returns false only when cancelled first.
-    func publish(_ outcome: Outcome, for message: InboundMessage, log: Logger) async -> Bool {
+    /// `traceHeaders` go on the outcome (and its copy); with a tracer, what it
+    /// injects for a `producer` span around the publish instead.
+    func publish(_ outcome: Outcome, for message: InboundMessage, traceHeaders: TraceHeaders, log: Logger) async -> Bool {
+        guard let tracer = executor.tracer else {
+            return await publish(outcome, for: message, headers: traceHeaders, log: log)
+        }
+        return await Self.tracedPublish(tracer, self, outcome, message, log)
+    }
+
+    private static func tracedPublish<T: Tracer>(_ tracer: T, _ pipeline: ResumePipeline, _ outcome: Outcome,
+                                                 _ message: InboundMessage, _ log: Logger) async -> Bool {
+        await MessageTracing.inSpan(tracer, "publish outcome", kind: .producer) { span, headers in
+            span.attributes["messaging.system"] = "rabbitmq"
+            span.attributes["messaging.destination.name"] = pipeline.settings.resultsExchange
+            span.attributes["dari_bridge.outcome"] = outcome.error?.rawValue ?? "succeeded"
+            if outcome.error != nil { span.setStatus(SpanStatus(code: .error)) }
+            return await pipeline.publish(outcome, for: message, headers: headers, log: log)
+        }
+    }
+
+    private func publish(_ outcome: Outcome, for message: InboundMessage, headers: TraceHeaders, log: Logger) async -> Bool {
         let body = outcome.encode()
-        let main = OutgoingMessage(exchange: settings.resultsExchange, routingKey: outcome.routingKey, body: body,
+        var main = OutgoingMessage(exchange: settings.resultsExchange, routingKey: outcome.routingKey, body: body,
                                    messageId: UUID().uuidString, correlationId: message.correlationId)
+        main.headers = headers
         guard let replyTo = message.replyTo, !replyTo.isEmpty else {
             return await publishReliably(main, log: log)
         }
@@ -26,8 +48,9 @@ extension ResumePipeline {
             return await publishReliably(main, log: log)
         }
         // The reply copy is mandatory: a missing reply queue is reported, not retried.
-        let reply = OutgoingMessage(exchange: "", routingKey: replyTo, body: body, messageId: UUID().uuidString,
+        var reply = OutgoingMessage(exchange: "", routingKey: replyTo, body: body, messageId: UUID().uuidString,
                                     correlationId: message.correlationId, mandatory: true)
+        reply.headers = headers
         async let mainDone = publishReliably(main, log: log)
         // reply_to is the requester's choice: a copy the broker keeps refusing
         // (a full reject-publish queue) must not hold the input forever.

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
+import Tracing
 
 /// Settings of the per-message path.
 public struct PipelineSettings: Sendable {
@@ -61,6 +62,26 @@ public final class ResumePipeline: Sendable {
     /// The whole path for one message. Returns after the ack, or without an
     /// ack when cancelled (shutdown past the drain deadline).
     public func handle(_ message: InboundMessage) async {
+        guard let tracer = executor.tracer else {
+            await handle(message, traceHeaders: MessageTracing.passThrough(message.headers))
+            return
+        }
+        await Self.tracedHandle(tracer, self, message)
+    }
+
+    /// The message in a `consumer` span that continues the trace of its headers.
+    private static func tracedHandle<T: Tracer>(_ tracer: T, _ pipeline: ResumePipeline, _ message: InboundMessage) async {
+        let context = MessageTracing.incomingContext(tracer, message.headers)
+        await tracer.withSpan("dari-bridge resume request", context: context, ofKind: .consumer) { span in
+            span.attributes["messaging.system"] = "rabbitmq"
+            span.attributes["messaging.message.body.size"] = message.bodySize
+            if message.redelivered { span.attributes["dari_bridge.redelivered"] = true }
+            await pipeline.handle(message, traceHeaders: [:])
+        }
+    }
+
+    /// `traceHeaders`: the trace context passed on when there is no tracer.
+    private func handle(_ message: InboundMessage, traceHeaders: TraceHeaders) async {
         let receivedAt = executor.now()
         metrics.received.add(1, ordering: .relaxed)
         metrics.inFlight.add(1, ordering: .relaxed)
@@ -80,11 +101,11 @@ public final class ResumePipeline: Sendable {
                 log.debug("invalid message", metadata: ["detail": "\(LogSafe.text(invalid.detail))", "bytes": "\(message.body.count)"])
                 outcome = failed(message, receivedAt, url: invalid.resumeURL, error: .invalidMessage, detail: invalid.detail)
             case .success(let request):
-                guard let decided = await resume(request, message, receivedAt: receivedAt, log: log) else { return }
+                guard let decided = await resume(request, message, receivedAt: receivedAt, traceHeaders: traceHeaders, log: log) else { return }
                 outcome = decided
             }
         }
-        guard await publish(outcome, for: message, log: log) else {
+        guard await publish(outcome, for: message, traceHeaders: traceHeaders, log: log) else {
             log.debug("abandoned before the outcome was confirmed; the message stays on the queue")
             metrics.abandoned.add(1, ordering: .relaxed)
             return
@@ -97,7 +118,8 @@ public final class ResumePipeline: Sendable {
     /// A valid request: known outcome, delivery limit, URL policy, POST.
     /// Returns nil when the delivery was dealt with here (acked after a
     /// confirmed hand-off, or abandoned at shutdown).
-    private func resume(_ request: ResumeRequest, _ message: InboundMessage, receivedAt: Date, log: Logger) async -> Outcome? {
+    private func resume(_ request: ResumeRequest, _ message: InboundMessage, receivedAt: Date, traceHeaders: TraceHeaders,
+                        log: Logger) async -> Outcome? {
         let key = RecentOutcomes.identity(messageId: message.messageId, request: request)
         let prior = Self.priorAttempts(message.headers, maxAttempts: executor.policy.maxAttempts)
         if message.redelivered {
@@ -135,7 +157,7 @@ public final class ResumePipeline: Sendable {
                                          "attempt": "\(prior + 1)"])
         let result: ResumeExecutor.Result
         do {
-            result = try await executor.execute(request, traceparent: Self.traceparent(message.headers), priorAttempts: prior,
+            result = try await executor.execute(request, traceHeaders: traceHeaders, priorAttempts: prior,
                                                 heldSince: message.arrivedAt)
         } catch {
             log.debug("abandoned before an answer; the message stays on the queue")

@@ -44,12 +44,13 @@ public final class DariClient: DariTransport {
         try await client.shutdown()
     }
 
-    public func post(url: String, body: [UInt8], traceparent: String?, timeout: Duration) async throws -> DariResponse {
+    public func post(url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Accept", value: "application/json")
         headers.add(name: "User-Agent", value: Self.userAgent)
-        if let traceparent { headers.add(name: "traceparent", value: traceparent) }
+        // Sorted: the same context gives the same request bytes.
+        for (name, value) in traceHeaders.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
         let request = try approvedRequest(url: url, headers: headers, body: body)
         // The delegate API, not the async one: the whole answer (head, body, end) is
         // gathered on the connection's event loop and comes back to this task in one

@@ -12,7 +12,8 @@ extension RabbitMQBroker {
                 exchange: message.exchange, routingKey: message.routingKey, body: message.body,
                 properties: AMQPProperties(contentType: message.contentType, messageId: message.messageId,
                                            correlationId: AMQPProperties.shortString(message.correlationId),
-                                           persistent: message.persistent),
+                                           persistent: message.persistent,
+                                           headers: message.headers.isEmpty ? AMQPTable() : AMQPTable(strings: message.headers)),
                 mandatory: message.mandatory)
         } catch let error as AMQPError where error.kind == .returned {
             throw .unroutable(error.text)

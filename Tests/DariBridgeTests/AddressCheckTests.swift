@@ -19,7 +19,7 @@ struct AddressCheckTests {
         for _ in 0..<2 {  // the refused connection is not kept in the pool for the next request
             let error = await #expect(throws: DariRequestRefused.self) {
                 _ = try await client.post(url: "http://localhost:\(server.port)/r/x", body: Array("{}".utf8),
-                                          traceparent: nil, timeout: .seconds(10))
+                                          traceHeaders: [:], timeout: .seconds(10))
             }
             #expect(error?.reason.contains("127.0.0.1 is loopback 127.0.0.0/8") == true, "\(String(describing: error))")
         }
@@ -38,7 +38,7 @@ struct AddressCheckTests {
         defer { server.stop() }
         let client = DariClient(concurrency: 2, policy: hostNamePolicy(["localhost:\(server.port)"], allowPrivateAddresses: true))
         let response = try await client.post(url: "http://localhost:\(server.port)/r/x", body: Array("{}".utf8),
-                                             traceparent: nil, timeout: .seconds(10))
+                                             traceHeaders: [:], timeout: .seconds(10))
         #expect(response.status == 200)
         let seen = server.snapshot.requests
         try #require(seen.count == 1)
@@ -52,7 +52,7 @@ struct AddressCheckTests {
         defer { server.stop() }
         let client = DariClient(concurrency: 2, policy: hostNamePolicy(["localhost:\(server.port)", "127.0.0.1"]))
         let response = try await client.post(url: "http://localhost:\(server.port)/r/x", body: Array("{}".utf8),
-                                             traceparent: nil, timeout: .seconds(10))
+                                             traceHeaders: [:], timeout: .seconds(10))
         #expect(response.status == 200)
         #expect(server.snapshot.requests.count == 1)
         try await client.shutdown()
@@ -64,7 +64,7 @@ struct AddressCheckTests {
         let client = DariClient(concurrency: 2, policy: hostNamePolicy(["localhost:\(server.port)", "127.0.0.2", "[::2]"]))
         await #expect(throws: DariRequestRefused.self) {
             _ = try await client.post(url: "http://localhost:\(server.port)/r/x", body: Array("{}".utf8),
-                                      traceparent: nil, timeout: .seconds(10))
+                                      traceHeaders: [:], timeout: .seconds(10))
         }
         await server.waitForFinishedConnections(server.snapshot.connections)
         #expect(server.snapshot.bytes == 0)
@@ -80,7 +80,7 @@ struct AddressCheckTests {
                                       sleep: sleeps.sleep, randomUnit: { 0.5 })
         let request = ResumeRequest(resumeURL: "http://localhost:\(server.port)/public/send-user-signal/x",
                                     variablesJSON: Array("{}".utf8), variableKeys: [])
-        let result = try await executor.execute(request, traceparent: nil)
+        let result = try await executor.execute(request)
         #expect(result.kind == .refused)
         #expect(result.attempts == 0)
         #expect(result.httpStatus == nil)

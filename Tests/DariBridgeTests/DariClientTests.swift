@@ -40,7 +40,7 @@ struct DariClientTests {
             let variables = "{ \"big\": 12345678901234567890, \"t\":\"caf\\u00e9 😀 \\\"q\\\"\",\n \"n\": [1.50, -0.0, {}] }"
             let body = Array(("{\"variables\":" + variables + "}").utf8)
             let response = try await client.post(url: fake.baseURL + "/public/send-user-signal/sig-1", body: body,
-                                                 traceparent: trace, timeout: .seconds(10))
+                                                 traceHeaders: ["traceparent": trace], timeout: .seconds(10))
             #expect(response.status == 200)
             #expect(response.body == Array(#"{"ok":true}"#.utf8))
             #expect(response.retryAfter == nil)
@@ -66,7 +66,7 @@ struct DariClientTests {
     @Test func noTraceparentHeaderWhenNoneGiven() async throws {
         try await withFakeDari { fake, client in
             _ = try await client.post(url: fake.baseURL + "/send-user-signal/t", body: Array(#"{"variables":{}}"#.utf8),
-                                      traceparent: nil, timeout: .seconds(10))
+                                      traceHeaders: [:], timeout: .seconds(10))
             let r = try #require(fake.requests(id: "t").first)
             #expect(r.header("traceparent") == nil)
             #expect(r.bodyString == #"{"variables":{}}"#)
@@ -76,7 +76,7 @@ struct DariClientTests {
     @Test func errorStatusBodyAndRetryAfterAreExposed() async throws {
         try await withFakeDari { fake, client in
             fake.script(id: "busy", [FakeDari.Reply(status: 503, headers: [("Retry-After", "7")], body: #"{"detail":"busy"}"#)])
-            let response = try await client.post(url: fake.baseURL + "/r/busy", body: Array("{}".utf8), traceparent: nil, timeout: .seconds(10))
+            let response = try await client.post(url: fake.baseURL + "/r/busy", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
             #expect(response.status == 503)
             #expect(response.retryAfter == "7")
             #expect(response.body == Array(#"{"detail":"busy"}"#.utf8))
@@ -86,7 +86,7 @@ struct DariClientTests {
     @Test func redirectIsReturnedNotFollowed() async throws {
         try await withFakeDari { fake, client in
             fake.script(id: "moved", [FakeDari.Reply(status: 302, headers: [("Location", fake.baseURL + "/elsewhere/target")], body: "")])
-            let response = try await client.post(url: fake.baseURL + "/r/moved", body: Array("{}".utf8), traceparent: nil, timeout: .seconds(10))
+            let response = try await client.post(url: fake.baseURL + "/r/moved", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
             #expect(response.status == 302)
             #expect(fake.requestCount(id: "target") == 0)
             #expect(fake.requestCount == 1)
@@ -97,7 +97,7 @@ struct DariClientTests {
         try await withFakeDari { fake, client in
             fake.script(id: "slow", [FakeDari.Reply(status: 200, delay: .seconds(2))])
             let error = await #expect(throws: DariTransportError.self) {
-                _ = try await client.post(url: fake.baseURL + "/r/slow", body: Array("{}".utf8), traceparent: nil, timeout: .milliseconds(300))
+                _ = try await client.post(url: fake.baseURL + "/r/slow", body: Array("{}".utf8), traceHeaders: [:], timeout: .milliseconds(300))
             }
             #expect(error?.reason.contains("timed out") == true, "\(String(describing: error))")
         }
@@ -112,7 +112,7 @@ struct DariClientTests {
         // AsyncHTTPClient keeps retrying a refused connect until the connect timeout, so keep it short.
         let client = DariClient(concurrency: 1, policy: loopbackPolicy(port: port), connectTimeout: .seconds(1))
         let error = await #expect(throws: DariTransportError.self) {
-            _ = try await client.post(url: "http://127.0.0.1:\(port)/r/x", body: Array("{}".utf8), traceparent: nil, timeout: .seconds(5))
+            _ = try await client.post(url: "http://127.0.0.1:\(port)/r/x", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(5))
         }
         #expect(error?.reason.isEmpty == false)
         #expect(error?.reason.contains("refused") == true, "\(String(describing: error))")
@@ -123,7 +123,7 @@ struct DariClientTests {
         try await withFakeDari { fake, client in
             let huge = "\"" + String(repeating: "x", count: DariClient.maxResponseBytes + 10) + "\""
             fake.script(id: "huge", [FakeDari.Reply(status: 200, body: huge)])
-            let response = try await client.post(url: fake.baseURL + "/r/huge", body: Array("{}".utf8), traceparent: nil, timeout: .seconds(10))
+            let response = try await client.post(url: fake.baseURL + "/r/huge", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
             #expect(response.status == 200)
             #expect(response.body.isEmpty)
         }
@@ -153,7 +153,7 @@ struct DariClientTests {
         }
         server.start()
         let client = DariClient(concurrency: 1, policy: loopbackPolicy(port: port))
-        let response = try await client.post(url: "http://127.0.0.1:\(port)/r/x", body: Array("{}".utf8), traceparent: nil,
+        let response = try await client.post(url: "http://127.0.0.1:\(port)/r/x", body: Array("{}".utf8), traceHeaders: [:],
                                               timeout: .seconds(30))
         #expect(response.status == 200)
         #expect(response.body.isEmpty)
@@ -167,7 +167,7 @@ struct DariClientTests {
         try await withFakeDari { fake, client in
             for i in 0..<20 {
                 fake.script(id: "s\(i)", [FakeDari.Reply(status: 200, body: #"{"i":\#(i)}"#)])
-                let response = try await client.post(url: fake.baseURL + "/r/s\(i)", body: Array("{}".utf8), traceparent: nil, timeout: .seconds(10))
+                let response = try await client.post(url: fake.baseURL + "/r/s\(i)", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
                 #expect(response.body == Array(#"{"i":\#(i)}"#.utf8))
             }
             #expect(fake.requestCount == 20)
@@ -182,7 +182,7 @@ struct DariClientTests {
                                           sleep: sleeps.sleep, randomUnit: { 0.5 })
             let request = ResumeRequest(resumeURL: fake.baseURL + "/public/send-user-signal/flaky",
                                         variablesJSON: Array(#"{"a":"b"}"#.utf8), variableKeys: ["a"])
-            let result = try await executor.execute(request, traceparent: trace)
+            let result = try await executor.execute(request, traceHeaders: ["traceparent": trace])
             #expect(result.kind == .succeeded)
             #expect(result.attempts == 2)
             #expect(result.responseJSON == Array(#"{"resumed":true}"#.utf8))

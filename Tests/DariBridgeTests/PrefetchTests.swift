@@ -105,9 +105,9 @@ struct HoldFromArrivalTests {
         executor.maxHold = .seconds(60)
         let request = try #require(try? ResumeRequestDecoder.decode(
             ResumeRequest.messageBody(resumeURL: "https://api.usedari.com/public/send-user-signal/a", variablesJSON: Array("{}".utf8)), maxBytes: 1 << 20).get())
-        let fresh = try await executor.execute(request, traceparent: nil)
+        let fresh = try await executor.execute(request)
         #expect(fresh.kind == .retriesExhausted, "a fresh delivery retries in memory")
-        let waited = try await executor.execute(request, traceparent: nil, heldSince: .now - .seconds(59.5))
+        let waited = try await executor.execute(request, heldSince: .now - .seconds(59.5))
         guard case .deferred = waited.kind else { Issue.record("expected deferred, got \(waited.kind)"); return }
         #expect(waited.attempts == 1)
     }

@@ -39,7 +39,7 @@ struct ResumeExecutorTests {
         let body = Array(#"{"status":"resumed","n":12345678901234567890}"#.utf8)
         let transport = ScriptedTransport([.respond(DariResponse(status: 200, body: body))])
         let sleeps = SleepRecorder()
-        let result = try await makeExecutor(transport, sleeps: sleeps).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, sleeps: sleeps).execute(request)
         #expect(result.kind == .succeeded)
         #expect(result.attempts == 1)
         #expect(result.httpStatus == 200)
@@ -51,7 +51,7 @@ struct ResumeExecutorTests {
 
     @Test func anyTwoHundredIsSuccess() async throws {
         let transport = ScriptedTransport([.respond(DariResponse(status: 204))])
-        let result = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(request)
         #expect(result.kind == .succeeded)
         #expect(result.httpStatus == 204)
         #expect(result.responseJSON == nil)  // empty body is not JSON
@@ -61,7 +61,7 @@ struct ResumeExecutorTests {
         let transport = ScriptedTransport(statuses: [503, 503, 200])
         let sleeps = SleepRecorder()
         let policy = RetryPolicy(maxAttempts: 6, initialBackoff: .milliseconds(500), maxBackoff: .seconds(30))
-        let result = try await makeExecutor(transport, policy: policy, sleeps: sleeps, randomUnit: 0.5).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, policy: policy, sleeps: sleeps, randomUnit: 0.5).execute(request)
         #expect(result.kind == .succeeded)
         #expect(result.attempts == 3)
         #expect(result.httpStatus == 200)
@@ -78,7 +78,7 @@ struct ResumeExecutorTests {
     @Test func jitterUsesTheInjectedRandomUnit() async throws {
         let transport = ScriptedTransport(statuses: [502, 504, 500, 200])
         let sleeps = SleepRecorder()
-        let result = try await makeExecutor(transport, sleeps: sleeps, randomUnit: 0.25).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, sleeps: sleeps, randomUnit: 0.25).execute(request)
         #expect(result.attempts == 4)
         let slept = sleeps.durations
         try #require(slept.count == 3)
@@ -93,7 +93,7 @@ struct ResumeExecutorTests {
             .respond(DariResponse(status: 200, body: Array("{}".utf8))),
         ])
         let sleeps = SleepRecorder()
-        let result = try await makeExecutor(transport, sleeps: sleeps, randomUnit: 0.5).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, sleeps: sleeps, randomUnit: 0.5).execute(request)
         #expect(result.kind == .succeeded)
         #expect(result.attempts == 2)
         #expect(sleeps.durations == [.seconds(1)])
@@ -106,7 +106,7 @@ struct ResumeExecutorTests {
         ])
         let sleeps = SleepRecorder()
         let policy = RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(500), maxBackoff: .seconds(30), maxRetryAfter: .seconds(7))
-        _ = try await makeExecutor(transport, policy: policy, sleeps: sleeps).execute(request, traceparent: nil)
+        _ = try await makeExecutor(transport, policy: policy, sleeps: sleeps).execute(request)
         #expect(sleeps.durations == [.seconds(7)])
     }
 
@@ -117,7 +117,7 @@ struct ResumeExecutorTests {
             .respond(DariResponse(status: 200)),
         ])
         let sleeps = SleepRecorder()
-        _ = try await makeExecutor(transport, sleeps: sleeps).execute(request, traceparent: nil)
+        _ = try await makeExecutor(transport, sleeps: sleeps).execute(request)
         #expect(sleeps.durations == [.seconds(5)])
     }
 
@@ -127,7 +127,7 @@ struct ResumeExecutorTests {
             .respond(DariResponse(status: 200)),
         ])
         let sleeps = SleepRecorder()
-        _ = try await makeExecutor(transport, sleeps: sleeps, randomUnit: 0.5).execute(request, traceparent: nil)
+        _ = try await makeExecutor(transport, sleeps: sleeps, randomUnit: 0.5).execute(request)
         #expect(sleeps.durations.count == 1)
         #expect(close(sleeps.durations.first ?? .zero, .milliseconds(250)))
     }
@@ -138,7 +138,7 @@ struct ResumeExecutorTests {
             .respond(DariResponse(status: 200)),
         ])
         let sleeps = SleepRecorder()
-        let result = try await makeExecutor(transport, sleeps: sleeps).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, sleeps: sleeps).execute(request)
         #expect(result.kind == .dariError)
         #expect(result.attempts == 1)
         #expect(result.httpStatus == 404)
@@ -153,7 +153,7 @@ struct ResumeExecutorTests {
         let transport = ScriptedTransport([.respond(DariResponse(status: status, body: Array("<html>moved</html>".utf8))),
                                            .respond(DariResponse(status: 200))])
         let sleeps = SleepRecorder()
-        let result = try await makeExecutor(transport, sleeps: sleeps).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, sleeps: sleeps).execute(request)
         #expect(result.kind == .dariError)
         #expect(result.attempts == 1)
         #expect(result.httpStatus == status)
@@ -166,7 +166,7 @@ struct ResumeExecutorTests {
         let transport = ScriptedTransport([.respond(DariResponse(status: 503, body: Array(#"{"detail":"maintenance"}"#.utf8)))])
         let sleeps = SleepRecorder()
         let policy = RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(100), maxBackoff: .seconds(1))
-        let result = try await makeExecutor(transport, policy: policy, sleeps: sleeps).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, policy: policy, sleeps: sleeps).execute(request)
         #expect(result.kind == .retriesExhausted)
         #expect(result.attempts == 3)
         #expect(result.httpStatus == 503)
@@ -181,7 +181,7 @@ struct ResumeExecutorTests {
     @Test func singleAttemptPolicyNeverRetries() async throws {
         let transport = ScriptedTransport(statuses: [503, 200])
         let sleeps = SleepRecorder()
-        let result = try await makeExecutor(transport, policy: RetryPolicy(maxAttempts: 1), sleeps: sleeps).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, policy: RetryPolicy(maxAttempts: 1), sleeps: sleeps).execute(request)
         #expect(result.kind == .retriesExhausted)
         #expect(result.attempts == 1)
         #expect(result.detail?.contains("1 attempt") == true)
@@ -192,7 +192,7 @@ struct ResumeExecutorTests {
         let transport = ScriptedTransport([.fail("connection refused")])
         let sleeps = SleepRecorder()
         let policy = RetryPolicy(maxAttempts: 4, initialBackoff: .milliseconds(200), maxBackoff: .seconds(10))
-        let result = try await makeExecutor(transport, policy: policy, sleeps: sleeps, randomUnit: 0.5).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, policy: policy, sleeps: sleeps, randomUnit: 0.5).execute(request)
         #expect(result.kind == .retriesExhausted)
         #expect(result.attempts == 4)
         #expect(result.httpStatus == nil)
@@ -209,7 +209,7 @@ struct ResumeExecutorTests {
 
     @Test func transportErrorThenSuccess() async throws {
         let transport = ScriptedTransport([.fail("request timed out"), .respond(DariResponse(status: 200, body: Array("[1]".utf8)))])
-        let result = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(request)
         #expect(result.kind == .succeeded)
         #expect(result.attempts == 2)
         #expect(result.responseJSON == Array("[1]".utf8))
@@ -218,7 +218,7 @@ struct ResumeExecutorTests {
     @Test(arguments: ["not json", "{\"ok\":", "", "{\"ok\":true} trailing"])
     func nonJSONSuccessBodyGivesNoResponseJSON(_ body: String) async throws {
         let transport = ScriptedTransport([.respond(DariResponse(status: 200, body: Array(body.utf8)))])
-        let result = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(request, traceparent: nil)
+        let result = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(request)
         #expect(result.kind == .succeeded)
         #expect(result.attempts == 1)
         #expect(result.responseJSON == nil)
@@ -229,7 +229,7 @@ struct ResumeExecutorTests {
         let req = ResumeRequest(resumeURL: resumeURL, variablesJSON: Array(raw.utf8), variableKeys: ["big", "t", "n"])
         let transport = ScriptedTransport(statuses: [500, 200])
         let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        let result = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(req, traceparent: trace)
+        let result = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(req, traceHeaders: ["traceparent": trace])
         #expect(result.attempts == 2)
         let calls = transport.calls
         try #require(calls.count == 2)
@@ -243,7 +243,7 @@ struct ResumeExecutorTests {
 
     @Test func noTraceparentIsPassedAsNil() async throws {
         let transport = ScriptedTransport(statuses: [200])
-        _ = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(request, traceparent: nil)
+        _ = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(request)
         #expect(transport.calls.first?.traceparent == nil)
     }
 
@@ -254,7 +254,7 @@ struct ResumeExecutorTests {
         let sleeps = SleepRecorder()
         var executor = makeExecutor(transport, sleeps: sleeps)
         executor.maxInMemoryWait = .seconds(30)
-        let result = try await executor.execute(request, traceparent: nil)
+        let result = try await executor.execute(request)
         #expect(result.kind == .deferred(.seconds(45)))
         #expect(result.attempts == 1)
         #expect(result.httpStatus == 429)
@@ -265,7 +265,7 @@ struct ResumeExecutorTests {
     @Test func priorAttemptsContinueTheCountAndTheBackoff() async throws {
         let transport = ScriptedTransport(statuses: [503, 200])
         let sleeps = SleepRecorder()
-        let result = try await makeExecutor(transport, sleeps: sleeps, randomUnit: 0.5).execute(request, traceparent: nil, priorAttempts: 2)
+        let result = try await makeExecutor(transport, sleeps: sleeps, randomUnit: 0.5).execute(request, priorAttempts: 2)
         #expect(result.kind == .succeeded)
         #expect(result.attempts == 4)
         #expect(transport.calls.count == 2)
@@ -277,7 +277,7 @@ struct ResumeExecutorTests {
     @Test func noAttemptsLeftMeansNoCall() async throws {
         let transport = ScriptedTransport(statuses: [200])
         let result = try await makeExecutor(transport, policy: RetryPolicy(maxAttempts: 3), sleeps: SleepRecorder())
-            .execute(request, traceparent: nil, priorAttempts: 3)
+            .execute(request, priorAttempts: 3)
         #expect(result.kind == .retriesExhausted)
         #expect(result.attempts == 3)
         #expect(transport.calls.isEmpty)
@@ -294,7 +294,7 @@ struct ResumeExecutorTests {
                 try await Task.sleep(for: .seconds(3600))
             },
             randomUnit: { 0.5 }, now: { fixedNow })
-        let task = Task { try await executor.execute(request, traceparent: nil) }
+        let task = Task { try await executor.execute(request) }
         var iterator = entered.makeAsyncIterator()
         let firstSleep = await iterator.next()
         #expect(firstSleep != nil)
@@ -310,7 +310,7 @@ struct ResumeExecutorTests {
         let executor = makeExecutor(transport, sleeps: sleeps)
         let task = Task {
             withUnsafeCurrentTask { $0?.cancel() }
-            return try await executor.execute(request, traceparent: nil)
+            return try await executor.execute(request)
         }
         await #expect(throws: CancellationError.self) { try await task.value }
         #expect(sleeps.durations.isEmpty)
@@ -318,13 +318,13 @@ struct ResumeExecutorTests {
 
     @Test func transportCancellationPropagates() async throws {
         struct CancellingTransport: DariTransport {
-            func post(url: String, body: [UInt8], traceparent: String?, timeout: Duration) async throws -> DariResponse {
+            func post(url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse {
                 throw CancellationError()
             }
         }
         let sleeps = SleepRecorder()
         await #expect(throws: CancellationError.self) {
-            _ = try await makeExecutor(CancellingTransport(), sleeps: sleeps).execute(request, traceparent: nil)
+            _ = try await makeExecutor(CancellingTransport(), sleeps: sleeps).execute(request)
         }
         #expect(sleeps.durations.isEmpty)
     }

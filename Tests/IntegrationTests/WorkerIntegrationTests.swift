@@ -213,5 +213,7 @@ import Testing
         #expect(copy.map { $0.body } == main.raw)
         #expect(copy?.properties.correlationId == "corr-1")
         #expect(h.dari.requests(id: "with-reply").first?.header("traceparent") == trace)
+        // With no tracer configured the context also rides on the outcome (both copies).
+        #expect(copy?.properties.headers["traceparent"]?.stringValue == trace)
     }
 }

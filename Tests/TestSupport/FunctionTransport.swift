@@ -6,19 +6,20 @@ import DariBridge
 package final class FunctionTransport: DariTransport {
     package typealias Handler = @Sendable (_ url: String, _ body: [UInt8], _ traceparent: String?) async throws -> DariResponse
     private let handler: Handler
-    private let recorded = Mutex<[(url: String, body: [UInt8], traceparent: String?)]>([])
+    private let recorded = Mutex<[(url: String, body: [UInt8], traceHeaders: TraceHeaders)]>([])
 
     package init(_ handler: @escaping Handler = { _, _, _ in DariResponse(status: 200, body: Array(#"{"ok":true}"#.utf8)) }) {
         self.handler = handler
     }
 
-    package func post(url: String, body: [UInt8], traceparent: String?, timeout: Duration) async throws -> DariResponse {
-        recorded.withLock { $0.append((url, body, traceparent)) }
-        return try await handler(url, body, traceparent)
+    package func post(url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse {
+        recorded.withLock { $0.append((url, body, traceHeaders)) }
+        return try await handler(url, body, traceHeaders["traceparent"])
     }
 
     package var callCount: Int { recorded.withLock { $0.count } }
-    package var traceparents: [String?] { recorded.withLock { $0.map(\.traceparent) } }
+    package var traceparents: [String?] { recorded.withLock { $0.map { $0.traceHeaders["traceparent"] } } }
+    package var traceHeaders: [TraceHeaders] { recorded.withLock { $0.map(\.traceHeaders) } }
     package var urls: [String] { recorded.withLock { $0.map(\.url) } }
 }
 

@@ -13,7 +13,8 @@ package final class ScriptedTransport: DariTransport {
     package struct Call: Sendable {
         package var url: String
         package var body: [UInt8]
-        package var traceparent: String?
+        package var traceHeaders: TraceHeaders
+        package var traceparent: String? { traceHeaders["traceparent"] }
         package var timeout: Duration
     }
 
@@ -32,9 +33,9 @@ package final class ScriptedTransport: DariTransport {
         self.init(statuses.map { .respond(DariResponse(status: $0, body: Array(#"{"ok":true}"#.utf8))) })
     }
 
-    package func post(url: String, body: [UInt8], traceparent: String?, timeout: Duration) async throws -> DariResponse {
+    package func post(url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse {
         let step: Step? = state.withLock { s in
-            s.calls.append(Call(url: url, body: body, traceparent: traceparent, timeout: timeout))
+            s.calls.append(Call(url: url, body: body, traceHeaders: traceHeaders, timeout: timeout))
             if s.steps.count > 1 { return s.steps.removeFirst() }
             return s.steps.first
         }
