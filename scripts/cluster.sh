@@ -17,15 +17,15 @@
 #   scripts/cluster.sh ctl N ARGS...      rabbitmqctl against node N
 #
 # Settings (environment):
-#   DARI_BRIDGE_CLUSTER_PORTS  three AMQP ports (default "5701 5702 5703"); dist port = port + 20000
+#   DARI_TEST_CLUSTER_PORTS  three AMQP ports (default "5701 5702 5703"); dist port = port + 20000
 #
 # Node names carry the port (daribridge-c5701@localhost) so that clusters of
 # several checkouts on one machine never meet.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-read -r -a ports <<< "${DARI_BRIDGE_CLUSTER_PORTS:-5701 5702 5703}"
+read -r -a ports <<< "${DARI_TEST_CLUSTER_PORTS:-5701 5702 5703}"
 if [ "${#ports[@]}" -ne 3 ]; then
-  echo "cluster.sh: DARI_BRIDGE_CLUSTER_PORTS needs three ports" >&2
+  echo "cluster.sh: DARI_TEST_CLUSTER_PORTS needs three ports" >&2
   exit 2
 fi
 base=$here/.rabbitmq/cluster

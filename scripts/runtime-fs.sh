@@ -20,11 +20,11 @@
 #   5. the worker as uid 10001 inside the chroot, with a read-only root and a
 #      tmpfs /tmp (as deploy/kubernetes/deployment.yaml runs it), against a
 #      broker on the host's loopback (the test broker: scripts/rabbitmq.sh,
-#      port DARI_BRIDGE_TEST_RABBIT_PORT, default 5673; started if none
+#      port DARI_TEST_RABBIT_PORT, default 5673; started if none
 #      answers, stopped again); /readyz must answer 200; then SIGTERM, exit 0.
 #
 # Needs root (debootstrap, chroot, mount namespace). Settings (environment):
-#   DARI_BRIDGE_TEST_RABBIT_PORT / DARI_BRIDGE_TEST_RABBIT_NODE  the broker
+#   DARI_TEST_RABBIT_PORT / DARI_TEST_RABBIT_NODE  the broker
 #   RUNTIME_FS_HTTP_PORT   the worker's /readyz port on 127.0.0.1 (default 9474)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -146,8 +146,8 @@ fi
 say "dari-bridge --help ran as uid 10001"
 
 # 5. The worker against a broker on the host's loopback.
-export RABBIT_PORT=${DARI_BRIDGE_TEST_RABBIT_PORT:-5673}
-export RABBIT_NODE=${DARI_BRIDGE_TEST_RABBIT_NODE:-daribridge-test@localhost}
+export RABBIT_PORT=${DARI_TEST_RABBIT_PORT:-5673}
+export RABBIT_NODE=${DARI_TEST_RABBIT_NODE:-daribridge-test@localhost}
 http_port=${RUNTIME_FS_HTTP_PORT:-9474}
 our_broker=0
 if ! (exec 3<>"/dev/tcp/127.0.0.1/$RABBIT_PORT") 2>/dev/null; then

@@ -9,12 +9,12 @@
 #
 #   scripts/tls.sh certs|start|stop|dir
 #
-# P is DARI_BRIDGE_TLS_RABBIT_PORT (default 5691); everything lives in
+# P is DARI_TEST_TLS_RABBIT_PORT (default 5691); everything lives in
 # <repo>/.rabbitmq/tls-P (git-ignored). `start` is idempotent and safe to run
 # from two processes at once (flock).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-port=${DARI_BRIDGE_TLS_RABBIT_PORT:-5691}
+port=${DARI_TEST_TLS_RABBIT_PORT:-5691}
 port2=$((port + 1))
 base=$here/.rabbitmq/tls-$port
 certs=$base/certs

@@ -16,7 +16,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-k8s_version=${DARI_BRIDGE_K8S_VERSION:-1.30.0}
+k8s_version=${DARI_TEST_K8S_VERSION:-1.30.0}
 
 need=()
 command -v kubernetes-validate >/dev/null 2>&1 || need+=(kubernetes-validate)

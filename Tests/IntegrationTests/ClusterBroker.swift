@@ -3,11 +3,11 @@ import RabbitMQ
 import Synchronization
 
 /// The three-node RabbitMQ cluster of scripts/cluster.sh, which the cluster
-/// tests start and break themselves (ports DARI_BRIDGE_CLUSTER_PORTS, default
+/// tests start and break themselves (ports DARI_TEST_CLUSTER_PORTS, default
 /// 5701 5702 5703; scripts/test.sh stops it when the run ends).
 enum ClusterBroker {
     static let ports: [Int] = {
-        let text = ProcessInfo.processInfo.environment["DARI_BRIDGE_CLUSTER_PORTS"] ?? "5701 5702 5703"
+        let text = ProcessInfo.processInfo.environment["DARI_TEST_CLUSTER_PORTS"] ?? "5701 5702 5703"
         let parsed = text.split(separator: " ").compactMap { Int($0) }
         return parsed.count == 3 ? parsed : [5701, 5702, 5703]
     }()
@@ -27,7 +27,7 @@ enum ClusterBroker {
     }
 
     static func run(_ args: [String]) throws -> (status: Int32, output: String) {
-        try ProjectScript.run("cluster.sh", args, environment: ["DARI_BRIDGE_CLUSTER_PORTS": ports.map(String.init).joined(separator: " ")])
+        try ProjectScript.run("cluster.sh", args, environment: ["DARI_TEST_CLUSTER_PORTS": ports.map(String.init).joined(separator: " ")])
     }
 
     /// Runs a blocking call (a cluster.sh that takes many seconds) on a

@@ -46,7 +46,7 @@ final class ClusterRig: Sendable {
             "DARI_BRIDGE_RECONNECT_INITIAL_MS": "200",
             "DARI_BRIDGE_RECONNECT_MAX_MS": "2000",
             "DARI_BRIDGE_HEARTBEAT_S": "5",
-            "DARI_BRIDGE_LOG_LEVEL": ProcessInfo.processInfo.environment["DARI_BRIDGE_CLUSTER_WORKER_LOG_LEVEL"] ?? "info",
+            "DARI_BRIDGE_LOG_LEVEL": ProcessInfo.processInfo.environment["DARI_TEST_CLUSTER_WORKER_LOG_LEVEL"] ?? "info",
         ]
         for (k, v) in extra { env[k] = v }
         return ClusterWorker(process: try WorkerProcess(environment: env), metricsPort: port)

@@ -6,7 +6,7 @@ import Synchronization
 /// scripts/rabbitmq.sh: its own node name, port and folder, so neither a
 /// developer's broker nor the suite's main test broker is touched.
 enum FaultBroker {
-    static let port = Int(ProcessInfo.processInfo.environment["DARI_BRIDGE_FAULT_RABBIT_PORT"] ?? "") ?? 5690
+    static let port = Int(ProcessInfo.processInfo.environment["DARI_TEST_FAULT_RABBIT_PORT"] ?? "") ?? 5690
     static var node: String { "daribridge-faults-\(port)@localhost" }
     static var url: AMQPURL { AMQPURL(host: "127.0.0.1", port: port) }
     static var urlString: String { "amqp://guest:guest@127.0.0.1:\(port)/%2F" }

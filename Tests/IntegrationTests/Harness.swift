@@ -24,8 +24,8 @@ final class Harness: Sendable {
 
     static var brokerURL: AMQPURL {
         get throws {
-            guard let text = ProcessInfo.processInfo.environment["DARI_BRIDGE_TEST_AMQP_URL"] else {
-                throw HarnessError("DARI_BRIDGE_TEST_AMQP_URL is not set: run the tests with scripts/test.sh, which starts RabbitMQ")
+            guard let text = ProcessInfo.processInfo.environment["DARI_TEST_AMQP_URL"] else {
+                throw HarnessError("DARI_TEST_AMQP_URL is not set: run the tests with scripts/test.sh, which starts RabbitMQ")
             }
             return try AMQPURL(parsing: text)
         }

@@ -3,12 +3,12 @@ import RabbitMQ
 
 /// (A copy of Tests/RabbitMQTests/TLSNodes.swift: test targets cannot share files.)
 /// The two TLS-only RabbitMQ nodes of scripts/tls.sh (port P = 
-/// DARI_BRIDGE_TLS_RABBIT_PORT, default 5691: client certificate optional;
+/// DARI_TEST_TLS_RABBIT_PORT, default 5691: client certificate optional;
 /// P+1: client certificate required), started on first use and stopped by
 /// scripts/test.sh. The certificates: ca.pem (signed the server and client
 /// certificates), other-ca.pem (unrelated), server.pem for DNS:localhost only.
 enum TLSNodes {
-    static let port = Int(ProcessInfo.processInfo.environment["DARI_BRIDGE_TLS_RABBIT_PORT"] ?? "") ?? 5691
+    static let port = Int(ProcessInfo.processInfo.environment["DARI_TEST_TLS_RABBIT_PORT"] ?? "") ?? 5691
     static var clientCertPort: Int { port + 1 }
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static var certs: String { root.appendingPathComponent(".rabbitmq/tls-\(port)/certs").path }
@@ -18,7 +18,7 @@ enum TLSNodes {
     /// nil once both nodes run, else what the script said. Runs once per process.
     static let startFailure: String? = {
         do {
-            let r = try ProjectScript.run("tls.sh", ["start"], environment: ["DARI_BRIDGE_TLS_RABBIT_PORT": "\(port)"])
+            let r = try ProjectScript.run("tls.sh", ["start"], environment: ["DARI_TEST_TLS_RABBIT_PORT": "\(port)"])
             return r.status == 0 ? nil : "scripts/tls.sh start failed (\(r.status)): \(r.output)"
         } catch {
             return "\(error)"

@@ -8,7 +8,7 @@ final class WorkerProcess: @unchecked Sendable {
     let logURL: URL
 
     static var binary: URL {
-        if let path = ProcessInfo.processInfo.environment["DARI_BRIDGE_BINARY"] { return URL(fileURLWithPath: path) }
+        if let path = ProcessInfo.processInfo.environment["DARI_TEST_BINARY"] { return URL(fileURLWithPath: path) }
         // Tests/IntegrationTests/WorkerProcess.swift -> package root
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return root.appendingPathComponent(".build/debug/dari-bridge")

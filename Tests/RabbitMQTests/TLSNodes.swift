@@ -2,12 +2,12 @@ import Foundation
 import RabbitMQ
 
 /// The two TLS-only RabbitMQ nodes of scripts/tls.sh (port P = 
-/// DARI_BRIDGE_TLS_RABBIT_PORT, default 5691: client certificate optional;
+/// DARI_TEST_TLS_RABBIT_PORT, default 5691: client certificate optional;
 /// P+1: client certificate required), started on first use and stopped by
 /// scripts/test.sh. The certificates: ca.pem (signed the server and client
 /// certificates), other-ca.pem (unrelated), server.pem for DNS:localhost only.
 enum TLSNodes {
-    static let port = Int(ProcessInfo.processInfo.environment["DARI_BRIDGE_TLS_RABBIT_PORT"] ?? "") ?? 5691
+    static let port = Int(ProcessInfo.processInfo.environment["DARI_TEST_TLS_RABBIT_PORT"] ?? "") ?? 5691
     static var clientCertPort: Int { port + 1 }
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static var certs: String { root.appendingPathComponent(".rabbitmq/tls-\(port)/certs").path }
@@ -39,7 +39,7 @@ enum TLSNodes {
     static func spawn(_ argv: [String]) throws -> (status: Int32, output: String) {
         let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("tls-sh-\(UUID().uuidString.prefix(8)).out").path
         var env = ProcessInfo.processInfo.environment
-        env["DARI_BRIDGE_TLS_RABBIT_PORT"] = "\(port)"
+        env["DARI_TEST_TLS_RABBIT_PORT"] = "\(port)"
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -2,13 +2,13 @@ import Foundation
 import RabbitMQ
 
 /// The broker the tests run against: started by scripts/test.sh, which exports
-/// DARI_BRIDGE_TEST_AMQP_URL. Without it the tests fail with a clear message
+/// DARI_TEST_AMQP_URL. Without it the tests fail with a clear message
 /// instead of skipping.
 enum TestBroker {
     static var url: AMQPURL {
         get throws {
-            guard let text = ProcessInfo.processInfo.environment["DARI_BRIDGE_TEST_AMQP_URL"] else {
-                throw SetupError(reason: "DARI_BRIDGE_TEST_AMQP_URL is not set: run the tests with scripts/test.sh, which starts RabbitMQ")
+            guard let text = ProcessInfo.processInfo.environment["DARI_TEST_AMQP_URL"] else {
+                throw SetupError(reason: "DARI_TEST_AMQP_URL is not set: run the tests with scripts/test.sh, which starts RabbitMQ")
             }
             return try AMQPURL(parsing: text)
         }
