@@ -6,30 +6,30 @@ import Foundation
 
 /// A minimal append-only JSON byte writer (no Foundation JSON): string escaping, integers,
 /// raw splices and RFC 3339 timestamps.
-struct JSONWriter {
-    private(set) var bytes: [UInt8] = []
+package struct JSONWriter {
+    package private(set) var bytes: [UInt8] = []
 
-    init(capacity: Int = 256) {
+    package init(capacity: Int = 256) {
         bytes.reserveCapacity(capacity)
     }
 
     /// Appends ASCII text as-is (punctuation, keys known not to need escaping).
-    mutating func raw(_ text: StaticString) {
+    package mutating func raw(_ text: StaticString) {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
     /// Appends already valid JSON bytes unchanged.
-    mutating func raw(_ json: [UInt8]) {
+    package mutating func raw(_ json: [UInt8]) {
         bytes.append(contentsOf: json)
     }
 
-    mutating func null() {
+    package mutating func null() {
         raw("null")
     }
 
     /// Appends a quoted JSON string: `"` and `\` are backslash-escaped, control characters
     /// below 0x20 become `\u00XX`, everything else (incl. non-ASCII UTF-8) is copied.
-    mutating func string(_ value: String) {
+    package mutating func string(_ value: String) {
         bytes.append(0x22)
         for b in value.utf8 {
             switch b {
@@ -57,7 +57,7 @@ struct JSONWriter {
     }
 
     /// Appends a quoted RFC 3339 UTC timestamp with milliseconds, e.g. `"2026-11-29T05:12:05.123Z"`.
-    mutating func timestamp(_ date: Date) {
+    package mutating func timestamp(_ date: Date) {
         bytes.append(0x22)
         appendRFC3339(date)
         bytes.append(0x22)

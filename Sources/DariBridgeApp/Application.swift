@@ -1,3 +1,4 @@
+import ArgumentParser
 import DariBridge
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -7,48 +8,71 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// The `dari-bridge` command line: `run` (the default), `publish`, `--help`.
+/// The `dari-bridge` command line (swift-argument-parser, `DariBridgeCommand`):
+/// `run` (the default), `publish`, `help`, `--help`, `--version`,
+/// `--generate-completion-script`. Parse errors and bad settings print one line
+/// on stderr and exit 2.
 public enum Application {
     public static func main(arguments: [String], environment: [String: String]) async -> Int32 {
-        var args = arguments
-        let command = args.first.flatMap { $0.hasPrefix("-") ? nil : $0 } ?? "run"
-        if args.first == command { args.removeFirst() }
-        if args.contains("--help") || args.contains("-h") || command == "help" {
-            print(usage)
-            return 0
-        }
-        if args.contains("--version") {
-            print("dari-bridge \(DariBridgeVersion.current)")
-            return 0
+        let command: any ParsableCommand
+        do {
+            command = try DariBridgeCommand.parseAsRoot(arguments)
+        } catch {
+            return report(error)
         }
         switch command {
-        case "run":
+        case let publish as PublishCommand:
+            return await publish.run(environment: environment)
+        case let run as RunCommand:
             let config: Configuration
             do {
-                config = try Configuration.load(arguments: args, environment: environment)
+                config = try Configuration.load(flags: run.settings.values, environment: environment)
             } catch {
                 writeToStandardError("dari-bridge: \(error)\n")
                 return 2
             }
             return await runWorker(config)
-        case "publish":
-            return await PublishCommand.main(arguments: args, environment: environment)
         default:
-            writeToStandardError("dari-bridge: unknown command \(command) (see --help)\n")
-            return 2
+            // `help [command]` and `<command> --help` parse into argument-parser's own help command.
+            var builtIn = command
+            do {
+                try builtIn.run()
+                return 0
+            } catch {
+                return report(error)
+            }
         }
     }
 
-    static func bootstrapLogging(_ level: Logger.Level) {
+    /// `--help`, `--version`, `--generate-completion-script`: the text on stdout, 0.
+    /// Anything else: one line on stderr, 2.
+    static func report(_ error: any Error) -> Int32 {
+        if DariBridgeCommand.exitCode(for: error) == .success {
+            print(DariBridgeCommand.fullMessage(for: error))
+            return 0
+        }
+        writeToStandardError("dari-bridge: \(oneLine(DariBridgeCommand.message(for: error)))\n")
+        return 2
+    }
+
+    /// The process-wide log handler for the configured format and level.
+    static func bootstrapLogging(_ level: Logger.Level, format: Configuration.LogFormat) {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
     }
 
     static func runWorker(_ config: Configuration) async -> Int32 {
-        bootstrapLogging(config.logLevel)
+        bootstrapLogging(config.logLevel, format: config.logFormat)
         let logger = Logger(label: "dari-bridge")
         let client = DariClient(concurrency: config.concurrency, policy: config.urlPolicy)
         let broker = RabbitMQBroker(config: config, logger: logger)
@@ -85,19 +109,4 @@ public enum Application {
         try? await client.shutdown()
         return code
     }
-
-    static let usage = """
-    dari-bridge \(DariBridgeVersion.current): resume Dari workflows from RabbitMQ.
-
-    Usage:
-      dari-bridge [run] [options]         consume resume requests until SIGTERM/SIGINT
-      dari-bridge publish <resume-url> [--var key=value ...] [--variables-json '{...}']
-                          [--message-id ID] [--correlation-id ID] [--wait] [--wait-timeout-s N]
-                                          publish one resume request (persistent, confirmed);
-                                          with --wait, print the outcome that comes back
-      dari-bridge --help | --version
-
-    Options (each also an environment variable; a flag wins):
-    \(Configuration.helpText)
-    """
 }

@@ -42,8 +42,14 @@ public struct Configuration: Sendable {
     public var reconnectInitialMs = 500
     public var reconnectMaxMs = 30_000
     public var logLevel = Logger.Level.info
+    /// `DARI_BRIDGE_LOG_FORMAT`: plain lines (swift-log's stream handler) or one JSON object per line.
+    public var logFormat = LogFormat.text
 
     public init() {}
+
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text, json
+    }
 
     public enum QueueType: String, Sendable, CaseIterable {
         case quorum, classic
@@ -92,16 +98,28 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
 }
 
 /// One setting: its environment name, its flag, its help and how to apply a value.
+/// The table of them (`Configuration.settings`) is the only place where settings
+/// are named: the environment, the flags, `--help` and the completion scripts
+/// all come from it.
 struct Setting: Sendable {
     let env: String
     let flag: String
     let help: String
     let defaultText: String
+    /// A boolean: the flag alone means `true` (`--allow-insecure-http`), a value may follow.
+    var isSwitch = false
     let apply: @Sendable (inout Configuration, String) throws(ConfigurationError) -> Void
+
+    /// The flag without its dashes: the option's key for the argument parser.
+    var name: String { String(flag.drop(while: { $0 == "-" })) }
 }
 
 extension Configuration {
-    static let settings: [Setting] = [
+    /// Every setting. Another file adds its settings by joining its own array
+    /// here (for example `+ webhookSettings` from Configuration+Webhook.swift).
+    static let settings: [Setting] = coreSettings
+
+    static let coreSettings: [Setting] = [
         Setting(env: "AMQP_URL", flag: "--amqp-url",
                 help: "broker URL, or a comma-separated list of them (cluster nodes); amqps:// = TLS; query parameters heartbeat, connection_timeout, cacertfile, certfile, keyfile, verify, server_name_indication",
                 defaultText: "amqp://guest:guest@127.0.0.1:5672/%2F") { c, v throws(ConfigurationError) in
@@ -157,6 +175,12 @@ extension Configuration {
             }
             c.logLevel = level
         },
+        Setting(env: "DARI_BRIDGE_LOG_FORMAT", flag: "--log-format", help: "text, or json: one JSON object per line on stderr", defaultText: "text") { c, v throws(ConfigurationError) in
+            guard let format = LogFormat(rawValue: v.trimmingSpaces.lowercased()) else {
+                throw bad("DARI_BRIDGE_LOG_FORMAT", "--log-format", "'\(v.printable)' is not text or json")
+            }
+            c.logFormat = format
+        },
     ]
 
     static func bad(_ env: String, _ flag: String, _ reason: String) -> ConfigurationError {
@@ -189,7 +213,7 @@ extension Configuration {
     }
 
     static func bool(_ env: String, _ flag: String, _ help: String, _ key: WritableKeyPath<Configuration, Bool> & Sendable) -> Setting {
-        Setting(env: env, flag: flag, help: help, defaultText: "\(Configuration()[keyPath: key])") { c, v throws(ConfigurationError) in
+        Setting(env: env, flag: flag, help: help, defaultText: "\(Configuration()[keyPath: key])", isSwitch: true) { c, v throws(ConfigurationError) in
             switch v.trimmingSpaces.lowercased() {
             case "true", "1", "yes", "on": c[keyPath: key] = true
             case "false", "0", "no", "off": c[keyPath: key] = false
@@ -199,40 +223,27 @@ extension Configuration {
     }
 
     /// Reads the environment, then the flags (`--name value` or `--name=value`;
-    /// a boolean flag alone means true). Unknown flags and bad values throw an
-    /// error that names the setting.
+    /// a boolean flag alone means true), parsed by the argument parser from the
+    /// table. Unknown flags, unknown `DARI_BRIDGE_*` variables and bad values
+    /// throw a one-line error that names the setting.
     public static func load(arguments: [String], environment: [String: String]) throws(ConfigurationError) -> Configuration {
+        try load(flags: SettingOptions.parseSettings(arguments).values, environment: environment)
+    }
+
+    /// The one place where the environment and the flags meet: `flags` are the
+    /// values given on the command line by environment name (a flag wins).
+    static func load(flags: [String: String], environment: [String: String]) throws(ConfigurationError) -> Configuration {
+        try checkForUnknownVariables(environment)
         var config = Configuration()
         var given: Set<String> = []
-        for setting in settings {
-            if let value = environment[setting.env] {
-                given.insert(setting.env)
-                try setting.apply(&config, value)
-            }
-        }
-        var i = 0
-        while i < arguments.count {
-            let arg = arguments[i]
-            let (name, inlineValue): (String, String?) = {
-                if let eq = arg.firstIndex(of: "=") { return (String(arg[..<eq]), String(arg[arg.index(after: eq)...])) }
-                return (arg, nil)
-            }()
-            guard let setting = settings.first(where: { $0.flag == name }) else {
-                throw ConfigurationError(message: "unknown option \(name) (see --help)")
-            }
-            var value = inlineValue
-            if value == nil {
-                if setting.flag == "--allow-insecure-http", i + 1 >= arguments.count || arguments[i + 1].hasPrefix("--") {
-                    value = "true"
-                } else {
-                    guard i + 1 < arguments.count else { throw bad(setting.env, setting.flag, "needs a value") }
-                    i += 1
-                    value = arguments[i]
+        // The environment first, so that a bad value there is reported even when a flag overrides it.
+        for source in [environment, flags] {
+            for setting in settings {
+                if let value = source[setting.env] {
+                    given.insert(setting.env)
+                    try setting.apply(&config, value)
                 }
             }
-            given.insert(setting.env)
-            try setting.apply(&config, value ?? "")
-            i += 1
         }
         try config.checkBrokerSettings(given: given, environment: environment)
         if config.maxBackoffMs < config.initialBackoffMs {
@@ -247,14 +258,9 @@ extension Configuration {
         return config
     }
 
-    /// The settings part of `--help`.
+    /// The settings part of `--help`, generated by the argument parser from the table.
     public static var helpText: String {
-        var lines: [String] = []
-        for s in settings {
-            lines.append("  \(s.flag.padding(30)) \(s.env)")
-            lines.append("  \("".padding(30)) \(s.help) (default: \(s.defaultText))")
-        }
-        return lines.joined(separator: "\n")
+        SettingOptions.helpMessage(columns: 100)
     }
 }
 

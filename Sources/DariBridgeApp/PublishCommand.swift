@@ -1,3 +1,4 @@
+import ArgumentParser
 import DariBridge
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -7,70 +8,61 @@ import Foundation
 import RabbitMQ
 
 /// `dari-bridge publish`: a user's first way to try the worker.
-enum PublishCommand {
+package struct PublishCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "Publish one resume request (persistent, confirmed); with --wait, print the outcome that comes back.",
+        discussion: "Exit status: 0 when published (with --wait: when the outcome is succeeded), 1 for a failed outcome, 2 for an error.")
+
+    @Argument(help: ArgumentHelp("the resume_workflow_url to POST to", valueName: "resume-url"))
+    package var resumeURL: String
+
+    @Option(name: .customLong("var"), help: ArgumentHelp("a string variable (repeatable)", valueName: "key=value"))
+    package var variables: [String] = []
+
+    @Option(name: .customLong("variables-json"), help: ArgumentHelp("the variables as a JSON object (not with --var)", valueName: "json"))
+    package var variablesJSON: String? = nil
+
+    @Option(name: .customLong("message-id"), help: ArgumentHelp("the message_id (default: a new UUID)", valueName: "id"))
+    package var messageId: String? = nil
+
+    @Option(name: .customLong("correlation-id"), help: ArgumentHelp("the correlation_id (default: the message_id)", valueName: "id"))
+    package var correlationId: String? = nil
+
+    @Flag(help: "wait for the outcome on a temporary reply queue and print it")
+    package var wait = false
+
+    @Option(name: .customLong("wait-timeout-s"), help: ArgumentHelp("how long --wait waits", valueName: "seconds"))
+    package var waitTimeout = 60
+
+    @OptionGroup(title: "Settings") package var settings: SettingOptions
+
+    package init() {}
+
     static func fail(_ message: String) -> Int32 {
         writeToStandardError("dari-bridge publish: \(message)\n")
         return 2
     }
 
-    static func main(arguments: [String], environment: [String: String]) async -> Int32 {
-        var url: String? = nil
-        var variables: [(String, String)] = []
-        var variablesJSON: String? = nil
-        var messageId = UUID().uuidString
-        var correlationId: String? = nil
-        var wait = false
-        var waitTimeout = 60
-        var rest: [String] = []
-        var i = 0
-        func value() -> String? {
-            i += 1
-            return i < arguments.count ? arguments[i] : nil
+    func run(environment: [String: String]) async -> Int32 {
+        var pairs: [(String, String)] = []
+        for kv in variables {
+            guard let eq = kv.firstIndex(of: "=") else { return Self.fail("--var needs key=value") }
+            pairs.append((String(kv[..<eq]), String(kv[kv.index(after: eq)...])))
         }
-        while i < arguments.count {
-            let a = arguments[i]
-            switch a {
-            case "--var":
-                guard let kv = value(), let eq = kv.firstIndex(of: "=") else { return fail("--var needs key=value") }
-                variables.append((String(kv[..<eq]), String(kv[kv.index(after: eq)...])))
-            case "--variables-json":
-                guard let v = value() else { return fail("--variables-json needs a JSON object") }
-                variablesJSON = v
-            case "--message-id":
-                guard let v = value() else { return fail("--message-id needs a value") }
-                messageId = v
-            case "--correlation-id":
-                guard let v = value() else { return fail("--correlation-id needs a value") }
-                correlationId = v
-            case "--wait": wait = true
-            case "--wait-timeout-s":
-                guard let v = value(), let n = Int(v), n > 0 else { return fail("--wait-timeout-s needs a positive number") }
-                waitTimeout = n
-            default:
-                if !a.hasPrefix("--") && url == nil {
-                    url = a
-                } else {
-                    rest.append(a)
-                    if !a.contains("="), i + 1 < arguments.count, !arguments[i + 1].hasPrefix("--"), a != "--allow-insecure-http" {
-                        i += 1
-                        rest.append(arguments[i])
-                    }
-                }
-            }
-            i += 1
-        }
-        guard let url else { return fail("missing <resume-url>") }
+        guard waitTimeout > 0 else { return Self.fail("--wait-timeout-s needs a positive number") }
         let config: Configuration
-        do { config = try Configuration.load(arguments: rest, environment: environment) } catch { return fail("\(error)") }
-        if variablesJSON != nil && !variables.isEmpty { return fail("use either --var or --variables-json, not both") }
+        do { config = try Configuration.load(flags: settings.values, environment: environment) } catch { return Self.fail("\(error)") }
+        if variablesJSON != nil && !pairs.isEmpty { return Self.fail("use either --var or --variables-json, not both") }
         let variablesBytes: [UInt8]
         if let variablesJSON {
             variablesBytes = Array(variablesJSON.utf8)
-            guard let doc = try? JSONScanner.scan(variablesBytes), doc.kind == .object else { return fail("--variables-json must be a JSON object") }
+            guard let doc = try? JSONScanner.scan(variablesBytes), doc.kind == .object else { return Self.fail("--variables-json must be a JSON object") }
         } else {
-            variablesBytes = ResumeRequest.stringVariablesJSON(variables)
+            variablesBytes = ResumeRequest.stringVariablesJSON(pairs)
         }
-        let body = ResumeRequest.messageBody(resumeURL: url, variablesJSON: variablesBytes)
+        let body = ResumeRequest.messageBody(resumeURL: resumeURL, variablesJSON: variablesBytes)
+        let messageId = self.messageId ?? UUID().uuidString
 
         do {
             let conn = try await AMQPConnection.connect(to: config.amqpURL, options: config.amqpOptions)
@@ -106,14 +98,14 @@ enum PublishCommand {
             }
             guard let outcome else {
                 await conn.close()
-                return fail("no outcome within \(waitTimeout) s (is a worker running on queue \(config.queue)?)")
+                return Self.fail("no outcome within \(waitTimeout) s (is a worker running on queue \(config.queue)?)")
             }
             try? conn.ack(deliveryTag: outcome.deliveryTag)
             print(String(decoding: outcome.body, as: UTF8.self))
             await conn.close()
             return String(decoding: outcome.body, as: UTF8.self).hasPrefix("{\"status\":\"succeeded\"") ? 0 : 1
         } catch {
-            return fail("\(error)")
+            return Self.fail("\(error)")
         }
     }
 }
