@@ -84,7 +84,8 @@ package struct JSONLogHandler: LogHandler {
         return w.bytes
     }
 
-    /// A metadata value; nesting deeper than 32 levels is written as its description.
+    /// A metadata value; below 32 levels of nesting a placeholder string (a
+    /// deeper value's own `description` would recurse as deep as it goes).
     static func write(_ value: Logger.Metadata.Value, to w: inout JSONWriter, depth: Int) {
         switch value {
         case .string(let s): w.string(s)
@@ -105,7 +106,7 @@ package struct JSONLogHandler: LogHandler {
                 write(item, to: &w, depth: depth + 1)
             }
             w.raw("]")
-        case .dictionary, .array: w.string(value.description)
+        case .dictionary, .array: w.raw("\"(nested deeper than 32 levels)\"")
         }
     }
 }
