@@ -33,7 +33,7 @@ extension Configuration {
 
     static let amqpURLFile = Setting(env: "AMQP_URL_FILE", flag: "--amqp-url-file",
                                      help: "read AMQP_URL from this file (a mounted secret; white space around it trimmed); not together with AMQP_URL",
-                                     defaultText: "none") { c, v throws(ConfigurationError) in
+                                     defaultText: "none", completion: .file) { c, v throws(ConfigurationError) in
         let path = v.trimmingSpaces
         let text: String
         switch SmallFile.read(path, limit: 65_536) {
@@ -48,7 +48,7 @@ extension Configuration {
     }
 
     static func path(_ env: String, _ flag: String, _ help: String, _ defaultText: String, _ key: WritableKeyPath<Configuration, String?> & Sendable) -> Setting {
-        Setting(env: env, flag: flag, help: help, defaultText: defaultText) { c, v throws(ConfigurationError) in
+        Setting(env: env, flag: flag, help: help, defaultText: defaultText, completion: .file) { c, v throws(ConfigurationError) in
             let trimmed = v.trimmingSpaces
             guard !trimmed.isEmpty else { throw bad(env, flag, "must not be empty") }
             c[keyPath: key] = trimmed

@@ -108,10 +108,17 @@ struct Setting: Sendable {
     let defaultText: String
     /// A boolean: the flag alone means `true` (`--allow-insecure-http`), a value may follow.
     var isSwitch = false
+    /// What shell completion offers for the value: its choices, or file names.
+    var completion = ValueCompletion.none
     let apply: @Sendable (inout Configuration, String) throws(ConfigurationError) -> Void
 
     /// The flag without its dashes: the option's key for the argument parser.
     var name: String { String(flag.drop(while: { $0 == "-" })) }
+
+    enum ValueCompletion: Sendable {
+        case none, file
+        case choices([String])
+    }
 }
 
 extension Configuration {
@@ -131,7 +138,8 @@ extension Configuration {
         path("DARI_BRIDGE_TLS_CERT_FILE", "--tls-cert-file", "PEM client certificate for amqps://, with DARI_BRIDGE_TLS_KEY_FILE (a URL's certfile wins)", "none", \.tlsCertFile),
         path("DARI_BRIDGE_TLS_KEY_FILE", "--tls-key-file", "unencrypted PEM key of DARI_BRIDGE_TLS_CERT_FILE (a URL's keyfile wins)", "none", \.tlsKeyFile),
         string("DARI_BRIDGE_QUEUE", "--queue", "input queue, declared durable", \.queue),
-        Setting(env: "DARI_BRIDGE_QUEUE_TYPE", flag: "--queue-type", help: "type a missing input queue (and the delay queues) is declared with: quorum or classic; an existing queue is used as it is", defaultText: "quorum") { c, v throws(ConfigurationError) in
+        Setting(env: "DARI_BRIDGE_QUEUE_TYPE", flag: "--queue-type", help: "type a missing input queue (and the delay queues) is declared with: quorum or classic; an existing queue is used as it is", defaultText: "quorum",
+                completion: .choices(QueueType.allCases.map(\.rawValue))) { c, v throws(ConfigurationError) in
             guard let t = QueueType(rawValue: v.trimmingSpaces.lowercased()) else {
                 throw bad("DARI_BRIDGE_QUEUE_TYPE", "--queue-type", "'\(v.printable)' is not quorum or classic")
             }
@@ -169,13 +177,15 @@ extension Configuration {
         int("DARI_BRIDGE_HEARTBEAT_S", "--heartbeat-s", "AMQP heartbeat in seconds; 0 = off", 0...600, \.heartbeatSeconds),
         int("DARI_BRIDGE_RECONNECT_INITIAL_MS", "--reconnect-initial-ms", "first delay before reconnecting to the broker", 1...3_600_000, \.reconnectInitialMs),
         int("DARI_BRIDGE_RECONNECT_MAX_MS", "--reconnect-max-ms", "cap of the reconnect delay", 1...3_600_000, \.reconnectMaxMs),
-        Setting(env: "DARI_BRIDGE_LOG_LEVEL", flag: "--log-level", help: "trace, debug, info, notice, warning, error, critical", defaultText: "info") { c, v throws(ConfigurationError) in
+        Setting(env: "DARI_BRIDGE_LOG_LEVEL", flag: "--log-level", help: "trace, debug, info, notice, warning, error, critical", defaultText: "info",
+                completion: .choices(Logger.Level.allCases.map(\.rawValue))) { c, v throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: v.lowercased()) else {
                 throw bad("DARI_BRIDGE_LOG_LEVEL", "--log-level", "'\(v.printable)' is not one of trace, debug, info, notice, warning, error, critical")
             }
             c.logLevel = level
         },
-        Setting(env: "DARI_BRIDGE_LOG_FORMAT", flag: "--log-format", help: "text, or json: one JSON object per line on stderr", defaultText: "text") { c, v throws(ConfigurationError) in
+        Setting(env: "DARI_BRIDGE_LOG_FORMAT", flag: "--log-format", help: "text, or json: one JSON object per line on stderr", defaultText: "text",
+                completion: .choices(LogFormat.allCases.map(\.rawValue))) { c, v throws(ConfigurationError) in
             guard let format = LogFormat(rawValue: v.trimmingSpaces.lowercased()) else {
                 throw bad("DARI_BRIDGE_LOG_FORMAT", "--log-format", "'\(v.printable)' is not text or json")
             }
@@ -213,7 +223,7 @@ extension Configuration {
     }
 
     static func bool(_ env: String, _ flag: String, _ help: String, _ key: WritableKeyPath<Configuration, Bool> & Sendable) -> Setting {
-        Setting(env: env, flag: flag, help: help, defaultText: "\(Configuration()[keyPath: key])", isSwitch: true) { c, v throws(ConfigurationError) in
+        Setting(env: env, flag: flag, help: help, defaultText: "\(Configuration()[keyPath: key])", isSwitch: true, completion: .choices(["true", "false"])) { c, v throws(ConfigurationError) in
             switch v.trimmingSpaces.lowercased() {
             case "true", "1", "yes", "on": c[keyPath: key] = true
             case "false", "0", "no", "off": c[keyPath: key] = false

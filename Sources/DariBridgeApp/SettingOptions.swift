@@ -24,10 +24,15 @@ package struct SettingOptions: ParsableArguments, CustomReflectable {
 
     static func option(for setting: Setting) -> Option<String?> {
         let help = ArgumentHelp("\(setting.help) (default: \(setting.defaultText))", valueName: setting.env)
-        if setting.isSwitch {
-            return Option(wrappedValue: nil, name: .customLong(setting.name), defaultAsFlag: "true", parsing: .next, help: help)
+        let completion: CompletionKind? = switch setting.completion {
+        case .none: nil
+        case .file: .file()
+        case .choices(let words): .list(words)
         }
-        return Option(wrappedValue: nil, name: .customLong(setting.name), help: help)
+        if setting.isSwitch {
+            return Option(wrappedValue: nil, name: .customLong(setting.name), defaultAsFlag: "true", parsing: .next, help: help, completion: completion)
+        }
+        return Option(wrappedValue: nil, name: .customLong(setting.name), help: help, completion: completion)
     }
 
     struct Key: CodingKey {

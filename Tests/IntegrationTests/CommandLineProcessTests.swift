@@ -37,7 +37,7 @@ import Testing
     }
 
     /// The bash completion script, loaded into a real bash and asked to
-    /// complete `dari-bridge run --conc` and `dari-bridge pu`.
+    /// complete `dari-bridge run --conc`, `dari-bridge pu` and a setting's value.
     @Test func bashCompletionCompletesSettingsAndSubcommands() async throws {
         let (status, script) = try await run(["--generate-completion-script", "bash"])
         #expect(status == 0)
@@ -51,6 +51,7 @@ import Testing
             COMP_CWORD=\(words.count - 1)
             COMP_LINE='\(words.joined(separator: " "))'
             COMP_POINT=${#COMP_LINE}
+            COMPREPLY=()
             fn=$(complete -p dari-bridge | sed -E 's/.* -F ([^ ]+) .*/\\1/')
             "$fn" dari-bridge '\(words.last!)' '\(words.dropLast().last!)'
             printf '%s\\n' "${COMPREPLY[@]}"
@@ -72,5 +73,9 @@ import Testing
         #expect(commands.contains("publish"), "\(commands)")
         let publish = try complete(["dari-bridge", "publish", "--variables-j"])
         #expect(publish.contains("--variables-json"), "\(publish)")
+        let format = try complete(["dari-bridge", "run", "--log-format", ""])
+        #expect(format.contains("json") && format.contains("text"), "\(format)")
+        let level = try complete(["dari-bridge", "run", "--log-level", "wa"])
+        #expect(level == ["warning"], "\(level)")
     }
 }
