@@ -41,6 +41,11 @@ public struct Configuration: Sendable {
     public var heartbeatSeconds = 10
     public var reconnectInitialMs = 500
     public var reconnectMaxMs = 30_000
+    /// The consumer watchdog: how often it looks, and how long messages may wait
+    /// with room under the prefetch and no delivery before the consumer counts
+    /// as stalled (0 = no watchdog).
+    public var stallCheckIntervalMs = 5_000
+    public var stallTimeoutMs = 30_000
     public var logLevel = Logger.Level.info
     /// `DARI_BRIDGE_LOG_FORMAT`: plain lines (swift-log's stream handler) or one JSON object per line.
     public var logFormat = LogFormat.text
@@ -177,6 +182,8 @@ extension Configuration {
         int("DARI_BRIDGE_HEARTBEAT_S", "--heartbeat-s", "AMQP heartbeat in seconds; 0 = off", 0...600, \.heartbeatSeconds),
         int("DARI_BRIDGE_RECONNECT_INITIAL_MS", "--reconnect-initial-ms", "first delay before reconnecting to the broker", 1...3_600_000, \.reconnectInitialMs),
         int("DARI_BRIDGE_RECONNECT_MAX_MS", "--reconnect-max-ms", "cap of the reconnect delay", 1...3_600_000, \.reconnectMaxMs),
+        int("DARI_BRIDGE_STALL_CHECK_INTERVAL_MS", "--stall-check-interval-ms", "how often the consumer watchdog looks for messages waiting while nothing is delivered", 100...3_600_000, \.stallCheckIntervalMs),
+        int("DARI_BRIDGE_STALL_TIMEOUT_MS", "--stall-timeout-ms", "messages ready, room under the prefetch and no delivery for this long: /readyz 503, consume again; 0 = off", 0...86_400_000, \.stallTimeoutMs),
         Setting(env: "DARI_BRIDGE_LOG_LEVEL", flag: "--log-level", help: "trace, debug, info, notice, warning, error, critical", defaultText: "info",
                 completion: .choices(Logger.Level.allCases.map(\.rawValue))) { c, v throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: v.lowercased()) else {

@@ -59,25 +59,30 @@ extension RabbitMQBroker {
     }
 
     public func ack(_ token: DeliveryToken) async {
-        guard let conn = liveConnection(for: token), (try? conn.ack(deliveryTag: token.tag)) != nil else {
+        guard let (conn, activity) = liveConnection(for: token), (try? conn.ack(deliveryTag: token.tag)) != nil else {
             droppedAcks.add(1, ordering: .relaxed)
             logger.debug("ack dropped: its channel is gone; the broker will redeliver", metadata: ["tag": "\(token.tag)"])
             return
         }
+        activity?.settled.add(1, ordering: .relaxed)
     }
 
     public func requeue(_ token: DeliveryToken) async {
-        guard let conn = liveConnection(for: token) else { return }
+        guard let (conn, activity) = liveConnection(for: token) else { return }
         try? conn.reject(deliveryTag: token.tag, requeue: true)
+        activity?.settled.add(1, ordering: .relaxed)
     }
 
     public func isLive(_ token: DeliveryToken) -> Bool {
         liveConnection(for: token) != nil
     }
 
-    private func liveConnection(for token: DeliveryToken) -> AMQPConnection? {
-        guard let conn = state.withLock({ $0.connection }), conn.incarnation == token.incarnation, conn.isOpen else { return nil }
-        return conn
+    /// The token's connection when it is still the current one and open, with
+    /// its consumer activity (what the watchdog counts as held unacked).
+    private func liveConnection(for token: DeliveryToken) -> (AMQPConnection, ConsumerActivity?)? {
+        guard let (conn, activity) = state.withLock({ s in s.connection.map { ($0, s.activity) } }),
+              conn.incarnation == token.incarnation, conn.isOpen else { return nil }
+        return (conn, activity)
     }
 }
 

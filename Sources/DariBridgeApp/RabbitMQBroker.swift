@@ -1,6 +1,7 @@
 import DariBridge
 import Logging
 import RabbitMQ
+import ServiceLifecycle
 import Synchronization
 
 /// The pipeline's broker, on RabbitMQ: keeps one connection alive to one of
@@ -8,11 +9,17 @@ import Synchronization
 /// failed, jittered exponential backoff), checks or declares the topology,
 /// applies qos and consumes. Deliveries of every connection go into one
 /// stream; acks whose delivery came from a connection that is gone are dropped
-/// (the broker redelivers those messages).
-public final class RabbitMQBroker: MessageBroker, Sendable {
+/// (the broker redelivers those messages). A watchdog notices a consumer the
+/// broker stopped feeding (RabbitMQBroker+Watchdog.swift).
+///
+/// A `Service`, as postgres-nio's `PostgresClient` is: `run()` owns the
+/// connection for its whole life.
+public final class RabbitMQBroker: MessageBroker, Service, Sendable {
     struct State {
         var connection: AMQPConnection?
         var consumerTag: String?
+        /// What the current connection's consumers received and settled.
+        var activity: ConsumerActivity?
         var stopping = false
         var ready = false
         var connects = 0
@@ -27,6 +34,12 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
     let continuation: AsyncStream<InboundMessage>.Continuation
     public let droppedAcks = Atomic<Int>(0)
     public let reconnects = Atomic<Int>(0)
+    /// Consumer stalls the watchdog detected (each followed by consuming again).
+    public let stalls = Atomic<Int>(0)
+    /// Fired once: stop consuming (graceful shutdown, `stopConsuming`, `close`).
+    let stopRequested = OneShot<Void>()
+    /// Fired once: close the connection (cancellation of `run`, `close`).
+    let closeRequested = OneShot<Void>()
 
     public init(config: Configuration, logger: Logger) {
         self.config = config
@@ -36,9 +49,13 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
 
     public var isStopping: Bool { state.withLock { $0.stopping } }
 
-    /// Connected, consuming, and the broker is not blocking publishers.
+    /// Connected, consuming, deliveries not stalled (see the watchdog), and the
+    /// broker is not blocking publishers.
     public var isReady: Bool {
-        state.withLock { $0.ready && ($0.connection.map { $0.isOpen && !$0.isBlocked } ?? false) }
+        state.withLock { s in
+            s.ready && !(s.activity?.stalled.load(ordering: .relaxed) ?? false)
+                && (s.connection.map { $0.isOpen && !$0.isBlocked } ?? false)
+        }
     }
 
     /// `host:port` of the node the worker is connected to, nil when not connected.
@@ -62,11 +79,33 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
         return options
     }
 
-    /// Runs until `stopConsuming()`: connect, set up, consume; on any loss,
-    /// connect again (at once to another node when the node shut down, else
-    /// after a backoff once every node failed). Never throws: an unreachable
-    /// broker is not a configuration error.
+    /// Owns the connection: connects, sets up, consumes and reconnects
+    /// (`superviseConnections`). At graceful shutdown it stops consuming (the
+    /// consumer is cancelled, the delivery stream ends, a delivery that still
+    /// arrives goes back to the queue) but keeps the connection, so the
+    /// messages being drained can still publish their outcomes and be acked.
+    /// Returns once the task is cancelled or `close()` is called (WorkerService
+    /// cancels it when the drain is over), with the connection closed. Never
+    /// throws: an unreachable broker is not a configuration error.
     public func run() async {
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await superviseConnections()
+                _ = await closeRequested.wait()
+            } onGracefulShutdown: { [self] in
+                beginStopping()
+            }
+        } onCancel: { [self] in
+            beginStopping()
+            closeRequested.fire()
+        }
+        await close()
+    }
+
+    /// Until stopping: connect, set up, consume; on any loss, connect again (at
+    /// once to another node when the node shut down, else after a backoff once
+    /// every node failed).
+    func superviseConnections() async {
         var delay = Duration.milliseconds(config.reconnectInitialMs)
         var outage = false
         var avoid: String? = nil
@@ -84,11 +123,13 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
                 let ready = try await ensureTopology(on: conn, url: url)
                 connection = ready
                 try await ready.qos(prefetchCount: UInt16(clamping: config.effectivePrefetch))
-                let first = state.withLock { s in
+                let (first, activity) = state.withLock { s in
                     s.connection = ready
+                    // A stall seen on the last connection stays reported until deliveries flow.
+                    s.activity = ConsumerActivity(stalled: s.activity?.stalled.load(ordering: .relaxed) ?? false)
                     s.node = "\(url.host):\(url.port)"
                     s.connects += 1
-                    return s.connects == 1
+                    return (s.connects == 1, s.activity!)
                 }
                 if !first { reconnects.add(1, ordering: .relaxed) }
                 logger.info(outage || !first ? "reconnected to the broker" : "connected to the broker",
@@ -96,7 +137,7 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
                 outage = false
                 quickFailovers = 0
                 delay = .milliseconds(config.reconnectInitialMs)
-                try await consume(on: ready)
+                try await consume(on: ready, activity: activity)
                 if isStopping { return }
             } catch let error as AMQPError where error.kind == .consumerCancelled {
                 lostError = error
@@ -151,49 +192,85 @@ public final class RabbitMQBroker: MessageBroker, Sendable {
         throw lastError ?? AMQPError(kind: .connect, text: "stopping")
     }
 
-    /// Consumes until the consumer or the connection ends. A consumer the
-    /// broker cancelled (queue deleted, node of the queue gone) ends this
-    /// connection too: the next one checks or declares the queue again.
-    private func consume(on conn: AMQPConnection) async throws {
-        // Deliveries go from the IO thread straight into the pipeline's
-        // stream: AMQP thread -> pipeline, no relay task in between.
-        let deliveries = continuation
-        let consumer = try await conn.consume(queue: config.queue) { [weak conn] delivery in
-            if case .terminated = deliveries.yield(InboundMessage(delivery)) {
-                // Shutting down: the pipeline takes nothing more. Hand the delivery
-                // back now (another replica can take it) rather than at connection
-                // close, after the drain. Enqueued from the IO thread: no lock held.
-                try? conn?.reject(deliveryTag: delivery.deliveryTag, requeue: true)
-            }
-        }
-        let stopNow = state.withLock { s in
-            s.consumerTag = consumer.tag
-            s.ready = true
-            return s.stopping
-        }
-        if stopNow { try? await conn.cancel(consumerTag: consumer.tag) }
-        for try await _ in consumer.deliveries {}
-        // The stream ended without error: we cancelled it (shutting down).
+    /// What ended one consumer's watch.
+    enum ConsumerEvent: Sendable {
+        case ended(AMQPError?)
+        case stopRequested
+        case stalled
+        /// A watch that ended without news (cancelled, or a failed check whose
+        /// failure ends the connection: the consumer's end follows).
+        case nothing
     }
 
-    /// Stops taking deliveries: cancels the consumer and ends the stream.
-    public func stopConsuming() async {
-        let (conn, tag) = state.withLock { s in
-            s.stopping = true
-            return (s.connection, s.consumerTag)
+    /// Consumes on `conn` until stopping (returns, the connection kept for the
+    /// drain) or until the consumer or the connection ends (throws why). A
+    /// consumer the broker cancelled (queue deleted, node of the queue gone)
+    /// ends this connection too: the next one checks or declares the queue
+    /// again. A stalled consumer (the watchdog) is cancelled and started again
+    /// on this connection; when the cancel fails the connection has failed,
+    /// and the caller reconnects.
+    private func consume(on conn: AMQPConnection, activity: ConsumerActivity) async throws {
+        while true {
+            let ended = OneShot<ConsumerEnded>()
+            let feed = PipelineFeed(pipeline: continuation, connection: conn, activity: activity, ended: ended, logger: logger)
+            let tag = try await conn.consume(queue: config.queue, into: feed)
+            state.withLock { s in
+                s.consumerTag = tag
+                s.ready = true
+            }
+            let stallTimeout = config.stallTimeoutMs > 0 ? Duration.milliseconds(config.stallTimeoutMs) : nil
+            let end: AMQPError? = await withTaskGroup(of: ConsumerEvent.self) { group in
+                group.addTask { await ended.wait().map { .ended($0.error) } ?? .nothing }
+                group.addTask { await self.stopRequested.wait() == nil ? .nothing : .stopRequested }
+                if let stallTimeout {
+                    group.addTask { await self.watchForStall(on: conn, activity: activity, timeout: stallTimeout) ? .stalled : .nothing }
+                }
+                var result: AMQPError? = nil
+                for await event in group {
+                    switch event {
+                    case .ended(let error):
+                        result = error
+                        group.cancelAll()
+                    case .stopRequested, .stalled:
+                        // The consumer then ends (`.ended`): cleanly after cancel-ok, or
+                        // with the connection's error when the cancel failed (2 s at most).
+                        try? await conn.cancel(consumerTag: tag)
+                    case .nothing:
+                        break
+                    }
+                }
+                return result
+            }
+            if let end { throw end }
+            if isStopping { return }
+            // Cancelled for a stall: consume again on this connection.
         }
-        continuation.finish()  // the pipeline takes nothing more, whatever the broker does
+    }
+
+    /// Stops taking deliveries: the pipeline's stream ends at once, whatever the
+    /// broker does, and the consumer is cancelled (by `consume(on:)`).
+    func beginStopping() {
+        state.withLock { $0.stopping = true }
+        continuation.finish()
+        stopRequested.fire()
+    }
+
+    /// Stops taking deliveries: ends the stream and cancels the consumer.
+    public func stopConsuming() async {
+        beginStopping()
+        let (conn, tag) = state.withLock { s in (s.connection, s.consumerTag) }
         if let conn, let tag { try? await conn.cancel(consumerTag: tag) }
     }
 
-    /// Closes the connection; acks queued before are written first.
+    /// Closes the connection (acks queued before are written first) and ends
+    /// `run()`.
     public func close() async {
+        beginStopping()
+        closeRequested.fire()
         let conn = state.withLock { s in
-            s.stopping = true
             s.ready = false
             return s.connection
         }
-        continuation.finish()
         await conn?.close()
     }
 }

@@ -6,6 +6,12 @@ import ServiceLifecycle
 /// SIGINT), then stops taking deliveries, lets in-flight messages finish up
 /// to the drain deadline, acks what finished, leaves the rest unacked (the
 /// broker requeues them when the connection closes) and closes the connection.
+///
+/// Structured: the broker adapter (a Service owning the connection) and the
+/// pipeline run as child tasks; graceful shutdown reaches both through the
+/// task tree (the broker stops consuming, the drain deadline starts); once
+/// the pipeline is done the broker's task is cancelled, which closes the
+/// connection. Cancelling `run()` itself abandons what is in flight at once.
 public final class WorkerService: Service, Sendable {
     public let broker: RabbitMQBroker
     public let pipeline: ResumePipeline
@@ -21,32 +27,35 @@ public final class WorkerService: Service, Sendable {
 
     public func run() async throws {
         let broker = self.broker
-        let pipeline = self.pipeline
-        let supervisor = Task { await broker.run() }
-        let processing = Task {
-            await pipeline.process(broker.deliveries, isStopping: { broker.isStopping })
+        await withDiscardingTaskGroup { group in
+            group.addTask { await broker.run() }
+            await processUntilDrained()
+            group.cancelAll()  // closes the connection: acks queued before are written first
         }
-        // Returns at graceful shutdown; throws if the task is cancelled instead.
-        try? await gracefulShutdown()
-        let inFlight = pipeline.metrics.inFlight.load(ordering: .relaxed)
-        logger.info("shutting down: no new deliveries; draining", metadata: ["in_flight": "\(inFlight)", "drain_timeout": "\(drainTimeout)"])
-        // The deadline runs from the signal on, whatever the broker does.
-        let drainTimeout = self.drainTimeout
-        let deadline = Task {
-            try await Task.sleep(for: drainTimeout)
-            processing.cancel()
-        }
-        let stopping = Task { await broker.stopConsuming() }
-        await processing.value
-        deadline.cancel()
-        await stopping.value
         let left = pipeline.metrics.abandoned.load(ordering: .relaxed)
-        supervisor.cancel()
-        await supervisor.value
-        await broker.close()
         if left > 0 {
             logger.warning("drain deadline passed; unfinished messages go back to the queue", metadata: ["unfinished": "\(left)"])
         }
         logger.info("stopped", metadata: ["received": "\(pipeline.metrics.received.load(ordering: .relaxed))"])
+    }
+
+    /// The pipeline until its delivery stream ends (graceful shutdown: the
+    /// broker stops consuming) and what is in flight has finished, or until
+    /// the drain deadline, counted from the signal whatever the broker does,
+    /// cancels it (the unfinished messages stay unacked).
+    private func processUntilDrained() async {
+        let broker = self.broker, pipeline = self.pipeline, drainTimeout = self.drainTimeout, logger = self.logger
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await pipeline.process(broker.deliveries, isStopping: { broker.isStopping }) }
+            group.addTask {
+                // Throws when cancelled: the pipeline finished first, or run() was cancelled.
+                guard (try? await gracefulShutdown()) != nil else { return }
+                let inFlight = pipeline.metrics.inFlight.load(ordering: .relaxed)
+                logger.info("shutting down: no new deliveries; draining", metadata: ["in_flight": "\(inFlight)", "drain_timeout": "\(drainTimeout)"])
+                try? await Task.sleep(for: drainTimeout)
+            }
+            await group.next()
+            group.cancelAll()
+        }
     }
 }

@@ -169,6 +169,17 @@ public final class AMQPConnection: Sendable {
         try await perform { io in try io.declareQueue(name, passive: true, durable: false, exclusive: false, autoDelete: false, arguments: [:]) }
     }
 
+    /// The counts of an existing queue (for a classic or quorum queue the
+    /// message count is what is ready, not what consumers hold unacked), from a
+    /// passive `queue.declare` on a second channel of this connection, so the
+    /// answer comes even when the consumer's channel is stuck. Waits `timeout`
+    /// at most (rounded to milliseconds); any failure (a missing queue, no answer in
+    /// time) ends the connection, as every failed call does.
+    public func queueCounts(_ name: String, timeout: Duration) async throws -> (messageCount: UInt32, consumerCount: UInt32) {
+        let ms = max(1, Int(timeout.components.seconds) * 1000 + Int(timeout.components.attoseconds / 1_000_000_000_000_000))
+        return try await perform { io in try io.queueCounts(name, timeoutMs: ms) }
+    }
+
     /// A passive `exchange.declare`; a missing exchange ends the connection as in `checkQueue`.
     public func checkExchange(_ name: String) async throws {
         try await perform { io in try io.declareExchange(name, type: "topic", passive: true, durable: false) }
@@ -189,38 +200,35 @@ public final class AMQPConnection: Sendable {
 
     // MARK: - Consuming
 
+    /// A consumer whose deliveries are a stream (see `consume(queue:)`).
     public struct Consumer: Sendable {
         public let tag: String
         public let deliveries: AsyncThrowingStream<AMQPDelivery, Error>
     }
 
-    /// Starts a consumer with manual acks. The stream ends without error after
-    /// `cancel(consumerTag:)`, and with an `AMQPError` when the broker cancels
-    /// the consumer or the connection ends. The stream is unbounded on purpose:
-    /// the bound is the `basic.qos` prefetch, and a dropping buffer would leave
-    /// deliveries unacked until the channel dies.
+    /// Starts a consumer with manual acks whose deliveries are the returned
+    /// stream. The stream ends without error after `cancel(consumerTag:)`, and
+    /// with an `AMQPError` when the broker cancels the consumer or the
+    /// connection ends. The stream is unbounded on purpose: the bound is the
+    /// `basic.qos` prefetch, and a dropping buffer would leave deliveries
+    /// unacked until the channel dies.
     public func consume(queue: String) async throws -> Consumer {
-        try await startConsumer(queue: queue, onDelivery: nil)
-    }
-
-    /// Starts a consumer with manual acks whose deliveries go to `onDelivery`,
-    /// called on the connection's IO thread in delivery order (keep it short:
-    /// hand the delivery on, e.g. yield it into a stream). The returned stream
-    /// carries no deliveries; it ends as `consume(queue:)`'s does: without error
-    /// after `cancel(consumerTag:)`, with an `AMQPError` when the broker cancels
-    /// the consumer or the connection ends, after every delivery was handed on.
-    public func consume(queue: String, onDelivery: @escaping @Sendable (AMQPDelivery) -> Void) async throws -> Consumer {
-        try await startConsumer(queue: queue, onDelivery: onDelivery)
-    }
-
-    private func startConsumer(queue: String, onDelivery: (@Sendable (AMQPDelivery) -> Void)?) async throws -> Consumer {
         let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, Error>.makeStream()
-        let tag = try await perform { io in try io.consume(queue: queue, continuation: continuation, onDelivery: onDelivery) }
+        let tag = try await consume(queue: queue, into: StreamDestination(continuation: continuation))
         return Consumer(tag: tag, deliveries: stream)
     }
 
-    /// Cancels a consumer; its stream ends once every delivery the broker sent
-    /// before `cancel-ok` has been yielded.
+    /// Starts a consumer with manual acks whose deliveries, and then its end,
+    /// go to `destination` (its one output), called on the connection's IO
+    /// thread in delivery order: no task hop between the socket and wherever
+    /// the destination puts a delivery. Returns the consumer tag. When
+    /// `basic.consume` fails this throws and `destination` is never called.
+    public func consume(queue: String, into destination: some AMQPConsumerDestination) async throws -> String {
+        try await perform { io in try io.consume(queue: queue, destination: destination) }
+    }
+
+    /// Cancels a consumer; its destination is finished (without error) once
+    /// every delivery the broker sent before `cancel-ok` was handed to it.
     public func cancel(consumerTag: String) async throws {
         try await perform { io in try io.cancel(consumerTag: consumerTag) }
     }

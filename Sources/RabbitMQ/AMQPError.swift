@@ -43,6 +43,9 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         return AMQPError(kind: .library, text: "\(context): \(reason)", libraryStatus: status)
     }
 
+    /// librabbitmq gave up waiting for the broker's answer (an RPC timeout).
+    public var isTimeout: Bool { kind == .library && libraryStatus == AMQP_STATUS_TIMEOUT.rawValue }
+
     public var description: String {
         if let replyCode {
             return "\(kind.rawValue) (\(replyCode)): \(text)"

@@ -43,7 +43,7 @@ extension AMQPIO {
         case Method.channelClose:
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             var ok = amqp_channel_close_ok_t()
-            _ = amqp_send_method(state, channel, Method.channelCloseOk, &ok)
+            _ = amqp_send_method(state, frame.channel, Method.channelCloseOk, &ok)
             fail(AMQPError(kind: .channelClosed, replyCode: close.reply_code, text: close.reply_text.swiftString))
         case Method.connectionClose:
             let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
@@ -55,7 +55,7 @@ extension AMQPIO {
             let cancel = method.decoded.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
             let tag = cancel.consumer_tag.swiftString
             if let consumer = consumers.removeValue(forKey: tag) {
-                consumer.finish(throwing: AMQPError(kind: .consumerCancelled, text: "the broker cancelled consumer \(tag)"))
+                consumer.finish(AMQPError(kind: .consumerCancelled, text: "the broker cancelled consumer \(tag)"))
             }
         case Method.connectionBlocked:
             let blocked = method.decoded.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee

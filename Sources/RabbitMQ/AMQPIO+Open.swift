@@ -40,7 +40,8 @@ extension AMQPIO {
             ]),
         ])
         let heartbeat = Int32(clamping: url.heartbeatSeconds ?? Int(options.heartbeatSeconds))
-        let login = dari_amqp_login_plain_with_properties(s, url.vhost, 1, 131_072, heartbeat, &properties, url.user, url.password)
+        // channel_max 2: channel 1 for everything, channel 2 for `queueCounts`.
+        let login = dari_amqp_login_plain_with_properties(s, url.vhost, 2, 131_072, heartbeat, &properties, url.user, url.password)
         if login.reply_type != AMQP_RESPONSE_NORMAL {
             var e = error(from: login, context: "login to \(url)")
             if e.kind == .library, login.library_error == AMQP_STATUS_SOCKET_CLOSED.rawValue || login.library_error == AMQP_STATUS_CONNECTION_CLOSED.rawValue {

@@ -40,21 +40,45 @@ extension AMQPIO {
         try check("basic.qos")
     }
 
-    func consume(queue: String, continuation: AsyncThrowingStream<AMQPDelivery, Error>.Continuation,
-                 onDelivery: (@Sendable (AMQPDelivery) -> Void)?) throws -> String {
-        do {
-            try ensureAlive()
-            let arena = CArena()
-            let ok = amqp_basic_consume(state, channel, arena.bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table)
-            try check("basic.consume \(queue)")
-            guard let ok else { throw AMQPError(kind: .library, text: "basic.consume: no reply") }
-            let tag = ok.pointee.consumer_tag.swiftString
-            consumers[tag] = ConsumerSink(continuation: continuation, onDelivery: onDelivery)
-            return tag
-        } catch {
-            continuation.finish(throwing: error)
-            throw error
+    func consume(queue: String, destination: any AMQPConsumerDestination) throws -> String {
+        try ensureAlive()
+        let arena = CArena()
+        let ok = amqp_basic_consume(state, channel, arena.bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table)
+        try check("basic.consume \(queue)")
+        guard let ok else { throw AMQPError(kind: .library, text: "basic.consume: no reply") }
+        let tag = ok.pointee.consumer_tag.swiftString
+        consumers[tag] = destination
+        return tag
+    }
+
+    /// A second channel for `queueCounts`, opened on first use: a passive
+    /// declare answered there tells how many messages wait even when the
+    /// consumer's channel (1) is stuck on the broker's side.
+    static let checkChannel: amqp_channel_t = 2
+
+    /// A passive `queue.declare` on `checkChannel`, waiting `timeoutMs` at
+    /// most for the answer (the thread waits meanwhile; frames of channel 1
+    /// that arrive are queued and handled after). Any failure, a timeout
+    /// included, ends the connection, as every failed RPC does.
+    func queueCounts(_ name: String, timeoutMs: Int) throws -> (messageCount: UInt32, consumerCount: UInt32) {
+        try ensureAlive()
+        var short = timeval(tv_sec: timeoutMs / 1000, tv_usec: Int((timeoutMs % 1000) * 1000))
+        amqp_set_rpc_timeout(state, &short)
+        defer {
+            var normal = timeval(tv_sec: options.rpcTimeoutSeconds, tv_usec: 0)
+            amqp_set_rpc_timeout(state, &normal)
         }
+        let ch = Self.checkChannel
+        if !checkChannelOpen {
+            amqp_channel_open(state, ch)
+            try check("channel.open \(ch)", channel: ch)
+            checkChannelOpen = true
+        }
+        let arena = CArena()
+        let ok = amqp_queue_declare(state, ch, arena.bytes(name), 1, 0, 0, 0, amqp_empty_table)
+        try check("queue.declare \(name) (passive)", channel: ch)
+        guard let ok else { throw AMQPError(kind: .library, text: "queue.declare \(name): no reply") }
+        return (ok.pointee.message_count, ok.pointee.consumer_count)
     }
 
     func cancel(consumerTag: String) throws {
@@ -74,11 +98,11 @@ extension AMQPIO {
         amqp_basic_cancel(state, channel, arena.bytes(consumerTag))
         try check("basic.cancel")
         // Deliveries that arrived while we waited for cancel-ok were queued by
-        // the library: yield them before ending the stream.
+        // the library: hand them on before finishing the destination.
         while amqp_frames_enqueued(state) != 0 && failure == nil {
             pump(budget: 1)
         }
-        consumers.removeValue(forKey: consumerTag)?.finish()
+        consumers.removeValue(forKey: consumerTag)?.finish(nil)
     }
 
     func ack(_ tag: UInt64, multiple: Bool) {

@@ -3,7 +3,7 @@ import Glibc
 import Logging
 
 /// The state that only the connection thread touches: the librabbitmq
-/// connection, pending publisher confirms and the consumers' streams.
+/// connection, pending publisher confirms and where the consumers' deliveries go.
 final class AMQPIO {
     let connection: AMQPConnection
     let options: AMQPConnection.Options
@@ -26,7 +26,9 @@ final class AMQPIO {
     }
     var nextPublishSeq: UInt64 = 1
     var pending: [PendingPublish] = []
-    var consumers: [String: ConsumerSink] = [:]
+    var consumers: [String: any AMQPConsumerDestination] = [:]
+    /// Whether `checkChannel` (passive declares of `queueCounts`) is open.
+    var checkChannelOpen = false
     /// The content (delivery or returned message) whose header and body frames are being read.
     var incoming: IncomingContent?
 
@@ -155,7 +157,7 @@ final class AMQPIO {
         let streams = consumers
         consumers = [:]
         for (_, c) in streams {
-            if error.kind == .closed { c.finish() } else { c.finish(throwing: error) }
+            c.finish(error.kind == .closed ? nil : error)
         }
     }
 
@@ -179,7 +181,7 @@ final class AMQPIO {
 
     /// Turns a non-normal RPC reply into an error; answers a broker's close
     /// with close-ok so the broker frees its side.
-    func error(from reply: amqp_rpc_reply_t, context: String) -> AMQPError {
+    func error(from reply: amqp_rpc_reply_t, context: String, channel: amqp_channel_t? = nil) -> AMQPError {
         switch reply.reply_type {
         case AMQP_RESPONSE_LIBRARY_EXCEPTION:
             return .library(reply.library_error, context)
@@ -187,7 +189,7 @@ final class AMQPIO {
             if reply.reply.id == Method.channelClose, let decoded = reply.reply.decoded {
                 let close = decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
                 var ok = amqp_channel_close_ok_t()
-                _ = amqp_send_method(state, channel, Method.channelCloseOk, &ok)
+                _ = amqp_send_method(state, channel ?? self.channel, Method.channelCloseOk, &ok)
                 return AMQPError(kind: .channelClosed, replyCode: close.reply_code, text: "\(context): \(close.reply_text.swiftString)")
             }
             if reply.reply.id == Method.connectionClose, let decoded = reply.reply.decoded {
@@ -203,33 +205,15 @@ final class AMQPIO {
     }
 
     /// Checks the reply of the last synchronous RPC; a failure ends the connection.
-    func check(_ context: String) throws {
+    func check(_ context: String, channel: amqp_channel_t? = nil) throws {
         let reply = amqp_get_rpc_reply(state)
         if reply.reply_type == AMQP_RESPONSE_NORMAL { return }
-        let e = error(from: reply, context: context)
+        let e = error(from: reply, context: context, channel: channel)
         fail(e)
         throw e
     }
 
     func ensureAlive() throws {
         if let failure { throw failure }
-    }
-}
-
-/// Where a consumer's deliveries go: its stream, or a handler called on the IO
-/// thread (one task hop less per message: the handler puts the delivery
-/// straight where the pipeline reads it). The stream ends either way when the
-/// consumer ends: empty after `cancel`, with an error when the broker cancels
-/// it or the connection ends.
-struct ConsumerSink {
-    let continuation: AsyncThrowingStream<AMQPDelivery, Error>.Continuation
-    let onDelivery: (@Sendable (AMQPDelivery) -> Void)?
-
-    func deliver(_ delivery: AMQPDelivery) {
-        if let onDelivery { onDelivery(delivery) } else { continuation.yield(delivery) }
-    }
-
-    func finish(throwing error: AMQPError? = nil) {
-        if let error { continuation.finish(throwing: error) } else { continuation.finish() }
     }
 }

@@ -130,26 +130,24 @@ import Testing
         await admin.close()
     }
 
-    @Test(.timeLimit(.minutes(1))) func aHandlerConsumerGetsEveryDeliveryInOrderBeforeItsStreamEnds() async throws {
+    @Test(.timeLimit(.minutes(1))) func aDestinationGetsEveryDeliveryInOrderThenOneCleanFinishAfterCancel() async throws {
         let conn = try await TestBroker.connect()
         let queue = try await conn.declareQueue(TestBroker.uniqueName("t.handler"), durable: false).name
         try await conn.qos(prefetchCount: 50)
         for i in 0..<30 { try await conn.publish(exchange: "", routingKey: queue, body: Array("h\(i)".utf8)) }
-        let got = Mutex<[String]>([])
-        let (signalled, signal) = AsyncStream<Int>.makeStream()
-        let consumer = try await conn.consume(queue: queue) { d in
-            let n = got.withLock { $0.append(String(decoding: d.body, as: UTF8.self)); return $0.count }
-            try? conn.ack(deliveryTag: d.deliveryTag)
-            signal.yield(n)
+        let destination = RecordingDestination()
+        let tag = try await conn.consume(queue: queue, into: destination)
+        var events: [RecordingDestination.Event] = []
+        for await event in destination.events {
+            events.append(event)
+            if case .delivery(_, let deliveryTag) = event { try? conn.ack(deliveryTag: deliveryTag) }
+            if events.count == 30 { try await conn.cancel(consumerTag: tag) }
         }
-        for await n in signalled where n == 30 { break }
-        try await conn.cancel(consumerTag: consumer.tag)
-        var streamed = 0
-        for try await _ in consumer.deliveries { streamed += 1 }  // ends without error after cancel
-        #expect(streamed == 0)
-        #expect(got.withLock { $0 } == (0..<30).map { "h\($0)" })
+        // The stream ends with the destination's finish: nothing after it, nothing twice.
+        #expect(events.dropLast().map(\.body) == (0..<30).map { "h\($0)" })
+        #expect(events.last == .finished(nil))
         // Unacked messages are not counted while the channel is open: close it, so any
-        // delivery the handler failed to ack goes back to the queue and is counted.
+        // delivery the destination failed to ack goes back to the queue and is counted.
         await conn.close()
         let check = try await TestBroker.connect()
         #expect(try await check.declareQueue(queue, durable: false).messageCount == 0)
@@ -157,27 +155,68 @@ import Testing
         await check.close()
     }
 
-    @Test(.timeLimit(.minutes(1))) func aHandlerConsumerStreamEndsWithTheTypedErrorWhenTheBrokerCancels() async throws {
+    @Test(.timeLimit(.minutes(1))) func aDestinationIsFinishedWithTheTypedErrorWhenTheBrokerCancels() async throws {
         let conn = try await TestBroker.connect()
         let admin = try await TestBroker.connect()
         let queue = try await conn.declareQueue(TestBroker.uniqueName("t.hcancel"), durable: false).name
         try await conn.publish(exchange: "", routingKey: queue, body: [7])
-        let got = Atomic<Int>(0)
-        let consumer = try await conn.consume(queue: queue) { d in
-            got.add(1, ordering: .relaxed)
-            try? conn.ack(deliveryTag: d.deliveryTag)
+        let destination = RecordingDestination()
+        _ = try await conn.consume(queue: queue, into: destination)
+        var events: [RecordingDestination.Event] = []
+        for await event in destination.events {
+            events.append(event)
+            if case .delivery(_, let deliveryTag) = event {
+                try? conn.ack(deliveryTag: deliveryTag)
+                try await admin.deleteQueue(queue)
+            }
         }
-        while got.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
-        try await admin.deleteQueue(queue)
-        do {
-            for try await _ in consumer.deliveries {}
-            Issue.record("stream ended without error")
-        } catch let error as AMQPError {
-            #expect(error.kind == .consumerCancelled)
-        }
-        #expect(got.load(ordering: .relaxed) == 1)
+        #expect(events.count == 2)
+        #expect(events.last == .finished(.consumerCancelled))
         await conn.close()
         await admin.close()
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aDestinationIsFinishedWithTheErrorWhenTheConnectionFails() async throws {
+        let conn = try await TestBroker.connect()
+        let queue = TestBroker.uniqueName("t.hfail")
+        try await conn.declareQueue(queue, durable: false)
+        let destination = RecordingDestination()
+        _ = try await conn.consume(queue: queue, into: destination)
+        // A passive declare of a missing queue: the broker closes the channel (404),
+        // which ends this connection.
+        await #expect(throws: AMQPError.self) { try await conn.checkQueue(TestBroker.uniqueName("t.none")) }
+        var events: [RecordingDestination.Event] = []
+        for await event in destination.events { events.append(event) }
+        #expect(events == [.finished(.channelClosed)])
+        await conn.close()
+        let check = try await TestBroker.connect()
+        try await check.deleteQueue(queue)
+        await check.close()
+    }
+
+    @Test(.timeLimit(.minutes(1))) func queueCountsAnswerOnTheSecondChannelWhileTheConsumerHoldsDeliveries() async throws {
+        let conn = try await TestBroker.connect()
+        let queue = try await conn.declareQueue(TestBroker.uniqueName("t.counts"), durable: false).name
+        try await conn.qos(prefetchCount: 2)
+        for i in 0..<5 { try await conn.publish(exchange: "", routingKey: queue, body: Array("c\(i)".utf8)) }
+        let destination = RecordingDestination()
+        _ = try await conn.consume(queue: queue, into: destination)
+        var delivered = 0
+        for await event in destination.events {
+            if case .delivery = event { delivered += 1 }
+            if delivered == 2 { break }
+        }
+        // Two held unacked (the prefetch), three ready: the count is the ready ones.
+        var counts = try await conn.queueCounts(queue, timeout: .seconds(5))
+        for _ in 0..<50 where counts.messageCount != 3 {
+            try await Task.sleep(for: .milliseconds(20))
+            counts = try await conn.queueCounts(queue, timeout: .seconds(5))
+        }
+        #expect(counts.messageCount == 3)
+        #expect(counts.consumerCount == 1)
+        #expect(conn.isOpen)
+        try await conn.deleteQueue(queue)
+        await conn.close()
     }
 
     @Test func unackedMessagesReturnToTheQueueWhenTheConnectionCloses() async throws {
@@ -241,5 +280,35 @@ import Testing
         try await conn.cancel(consumerTag: consumer.tag)
         #expect(try await conn.deleteQueue(queue) == 0)
         await conn.close()
+    }
+}
+
+/// A consumer destination that hands on what it is given, in order, as a stream
+/// that ends with the destination's finish.
+struct RecordingDestination: AMQPConsumerDestination {
+    enum Event: Sendable, Equatable {
+        case delivery(body: String, tag: UInt64)
+        case finished(AMQPError.Kind?)
+
+        var body: String? {
+            if case .delivery(let body, _) = self { return body }
+            return nil
+        }
+    }
+
+    let events: AsyncStream<Event>
+    let continuation: AsyncStream<Event>.Continuation
+
+    init() {
+        (events, continuation) = AsyncStream<Event>.makeStream()
+    }
+
+    func deliver(_ delivery: AMQPDelivery) {
+        continuation.yield(.delivery(body: String(decoding: delivery.body, as: UTF8.self), tag: delivery.deliveryTag))
+    }
+
+    func finish(_ error: AMQPError?) {
+        continuation.yield(.finished(error?.kind))
+        continuation.finish()
     }
 }
