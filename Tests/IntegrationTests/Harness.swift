@@ -89,12 +89,14 @@ final class Harness: Sendable {
 
     func url(_ id: String) -> String { "\(dariURL)/\(id)" }
 
-    /// Starts the worker (broker supervisor + pipeline) in this process.
+    let worker = Mutex<(broker: Task<Void, Never>, pipeline: Task<Void, Never>)?>(nil)
+
+    /// Starts the worker (broker service + pipeline) in this process.
     func startWorker() {
         let broker = self.broker, pipeline = self.pipeline
         let t1 = Task { await broker.run() }
         let t2 = Task { await pipeline.process(broker.deliveries, isStopping: { broker.isStopping }) }
-        tasks.withLock { $0 += [t1, t2] }
+        worker.withLock { $0 = (t1, t2) }
     }
 
     func publish(body: [UInt8], messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil, headers: AMQPTable = AMQPTable()) async throws {
@@ -133,13 +135,14 @@ final class Harness: Sendable {
     @discardableResult
     func stop() async -> UInt32? {
         await broker.stopConsuming()
-        let all = tasks.withLock { $0 }
-        for t in all.dropFirst() { await t.value }
-        await broker.close()
+        let started = worker.withLock { $0 }
+        await started?.pipeline.value
+        await broker.close()  // ends the broker's run()
+        await started?.broker.value
         let left = try? await observer.deleteQueue(config.queue)
         await observer.close()
         await publisher.close()
-        all.first?.cancel()
+        for t in tasks.withLock({ $0 }) { t.cancel() }
         try? await client.shutdown()
         try? await dari.shutdown()
         return left

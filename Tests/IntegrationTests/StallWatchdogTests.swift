@@ -63,8 +63,8 @@ import Testing
         #expect(suspended.count == 1)
         #expect(await eventually { !h.broker.isReady })
         #expect(await eventually { log.all.contains { $0.hasPrefix("warning consumer stalled: messages wait on the queue") } })
-        // The channel resumes when the cancel reaches it: it delivers the two it
-        // held, answers the cancel, and the worker consumes again on the same connection.
+        // The channel resumes 0.5 s after the cancel reached it: it delivers the two
+        // it held, answers the cancel, and the worker consumes again on the same connection.
         let all = await h.waitForOutcomes(7, timeout: .seconds(60))
         #expect(Set(all.compactMap(\.messageId)) == Set(["warm"] + (0..<6).map { "s\($0)" }))
         #expect(all.allSatisfy { $0.body?.status == "succeeded" })
@@ -72,6 +72,7 @@ import Testing
         #expect(h.broker.stalls.load(ordering: .relaxed) == 1)
         #expect(h.broker.reconnects.load(ordering: .relaxed) == 0)
         #expect(!log.all.contains { $0.contains("connection lost") })
+        #expect(log.all.contains { $0.hasPrefix("info deliveries flow again") })
         await h.stop()
     }
 

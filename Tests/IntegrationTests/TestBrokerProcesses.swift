@@ -21,7 +21,8 @@ enum TestBrokerProcesses {
 
     /// When the suspended channel resumes by itself.
     enum AutoResume {
-        /// Once the client's `basic.cancel` waits in its mailbox: the channel then
+        /// 0.5 s after the client's `basic.cancel` arrived in its mailbox (well
+        /// within the 2 s the client waits for the answer): the channel then
         /// delivers what it held, answers the cancel, and the consumer ends cleanly.
         case onCancel
         /// Never before the safety bound: the client's cancel times out.
@@ -47,7 +48,7 @@ enum TestBrokerProcesses {
                             {messages, Ms} ->
                                 Cancel = \(onCancel) andalso string:find(lists:flatten(io_lib:format("~w", [Ms])), "basic.cancel") =/= nomatch,
                                 case Cancel of
-                                    true -> catch sys:resume(P);
+                                    true -> timer:sleep(500), catch sys:resume(P);
                                     false -> timer:sleep(10), W(P, N - 1)
                                 end
                         end
