@@ -32,7 +32,7 @@ final class Harness: Sendable {
     }
 
     init(concurrency: Int = 32, maxAttempts: Int = 3, dariDefault: FakeDari.Reply = .ok(#"{"ok":true}"#), logger: Logger? = nil,
-         configure: (inout Configuration) -> Void = { _ in }) async throws {
+         inputQueueArguments: [String: AMQPArgument] = [:], configure: (inout Configuration) -> Void = { _ in }) async throws {
         dari = try await FakeDari.start(defaultReply: dariDefault)
         let suffix = UUID().uuidString.prefix(8)
         var c = Configuration()
@@ -67,7 +67,7 @@ final class Harness: Sendable {
         options.tls = c.tlsOptions
         observer = try await AMQPConnection.connect(to: c.amqpURLs[0], options: options)
         try await observer.declareExchange(c.resultsExchange, type: "topic", durable: true)
-        try await observer.declareQueue(c.queue, durable: true)
+        try await observer.declareQueue(c.queue, durable: true, arguments: inputQueueArguments)
         resultsQueue = try await observer.declareQueue("", durable: false, exclusive: true, autoDelete: true).name
         try await observer.bindQueue(resultsQueue, exchange: c.resultsExchange, routingKey: "#")
         publisher = try await AMQPConnection.connect(to: c.amqpURLs[0], options: options)

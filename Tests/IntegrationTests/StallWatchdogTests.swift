@@ -15,9 +15,9 @@ import Testing
     /// A worker with prefetch 2 that handled one message, then has its consumer's
     /// channel suspended, then gets six messages: two wait in the suspended
     /// channel, four ready on the queue.
-    func stalledWorker(autoResume: TestBrokerProcesses.AutoResume) async throws -> (Harness, CapturingLogHandler.Store, [String]) {
+    func stalledWorker(_ queueType: String, autoResume: TestBrokerProcesses.AutoResume) async throws -> (Harness, CapturingLogHandler.Store, [String]) {
         let (logger, log) = CapturingLogHandler.logger(level: .info)
-        let h = try await Harness(concurrency: 2, logger: logger) { c in
+        let h = try await Harness(concurrency: 2, logger: logger, inputQueueArguments: ["x-queue-type": .longString(Array(queueType.utf8))]) { c in
             c.prefetch = 2
             c.stallCheckIntervalMs = 200
             c.stallTimeoutMs = 1_000
@@ -31,8 +31,9 @@ import Testing
         return (h, log, suspended)
     }
 
-    @Test func aChannelThatNeverAnswersIsReplacedByANewConnection() async throws {
-        let (h, log, suspended) = try await stalledWorker(autoResume: .never)
+    @Test(arguments: ["classic", "quorum"])
+    func aChannelThatNeverAnswersIsReplacedByANewConnection(queueType: String) async throws {
+        let (h, log, suspended) = try await stalledWorker(queueType, autoResume: .never)
         defer { TestBrokerProcesses.resume(suspended) }
         #expect(suspended.count == 1)
         #expect(suspended.allSatisfy(TestBrokerProcesses.isSuspended))
@@ -57,8 +58,9 @@ import Testing
         await h.stop()
     }
 
-    @Test func aChannelThatAnswersTheCancelGetsANewConsumerOnTheSameConnection() async throws {
-        let (h, log, suspended) = try await stalledWorker(autoResume: .onCancel)
+    @Test(arguments: ["classic", "quorum"])
+    func aChannelThatAnswersTheCancelGetsANewConsumerOnTheSameConnection(queueType: String) async throws {
+        let (h, log, suspended) = try await stalledWorker(queueType, autoResume: .onCancel)
         defer { TestBrokerProcesses.resume(suspended) }
         #expect(suspended.count == 1)
         #expect(await eventually { !h.broker.isReady })
