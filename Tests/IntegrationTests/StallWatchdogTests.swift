@@ -3,6 +3,7 @@ import DariBridgeApp
 import FakeDari
 import Foundation
 import RabbitMQ
+import TestSupport
 import Testing
 
 /// The readiness watchdog against the real broker. The broker-side channel

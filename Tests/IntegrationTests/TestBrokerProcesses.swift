@@ -13,7 +13,7 @@ enum TestBrokerProcesses {
         let env = ProcessInfo.processInfo.environment
         let r = try ProjectScript.run("rabbitmq.sh", ["ctl", "-q"] + args, environment: [
             "RABBIT_PORT": "\(url.port)",
-            "RABBIT_NODE": env["RABBIT_NODE"] ?? env["DARI_BRIDGE_TEST_RABBIT_NODE"] ?? "daribridge-test@localhost",
+            "RABBIT_NODE": env["RABBIT_NODE"] ?? env["DARI_TEST_RABBIT_NODE"] ?? "daribridge-test@localhost",
         ])
         guard r.status == 0 else { throw HarnessError("rabbitmqctl \(args.joined(separator: " ")): \(r.output)") }
         return r.output
