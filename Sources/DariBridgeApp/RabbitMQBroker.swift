@@ -242,7 +242,7 @@ public final class RabbitMQBroker: MessageBroker, Service, Sendable {
                 return result
             }
             if let end { throw end }
-            if isStopping { return }
+            if isStopping || Task.isCancelled { return }
             // Cancelled for a stall: consume again on this connection.
         }
     }

@@ -79,6 +79,37 @@ import Testing
         await h.stop()
     }
 
+    @Test func aQueueThatAnswersNoCheckCountsAsAStall() async throws {
+        // The classic queue's own process is suspended while the consumer holds its
+        // prefetch (Dari takes 2 s per message) and more messages are ready: once the
+        // two in flight are acked the consumer has room, nothing comes, and the
+        // passive declare that asks for the count gets no answer (the queue process
+        // answers it): the check's timeout counts as a stall, the connection is
+        // replaced, and once the queue is resumed every message is handled.
+        let (logger, log) = CapturingLogHandler.logger(level: .info)
+        let h = try await Harness(concurrency: 2, dariDefault: FakeDari.Reply(status: 200, body: #"{"ok":true}"#, delay: .seconds(2)),
+                                  logger: logger) { c in
+            c.prefetch = 2
+            c.stallCheckIntervalMs = 200
+            c.stallTimeoutMs = 1_000
+        }
+        h.startWorker()
+        #expect(await eventually { h.broker.isReady })
+        for i in 0..<20 { try await h.publish(id: "q\(i)") }
+        let suspended = try TestBrokerProcesses.suspendQueue(h.config.queue)
+        defer { TestBrokerProcesses.resume(suspended) }
+        #expect(suspended.count == 1)
+        #expect(await eventually(timeout: .seconds(60)) { log.all.contains { $0.hasPrefix("warning consumer stalled: the broker did not answer a check of the queue") } })
+        #expect(h.broker.stalls.load(ordering: .relaxed) >= 1)
+        #expect(!h.broker.isReady)
+        TestBrokerProcesses.resume(suspended)
+        let all = await h.waitForOutcomes(20, timeout: .seconds(120))
+        #expect(Set(all.compactMap(\.messageId)) == Set((0..<20).map { "q\($0)" }))
+        #expect(all.allSatisfy { $0.body?.status == "succeeded" })
+        #expect(await eventually { h.broker.isReady })
+        await h.stop()
+    }
+
     @Test func idleOrFullIsNotAStall() async throws {
         // Dari takes 1 s per message: with concurrency and prefetch 2 the consumer
         // holds its full prefetch while messages wait on the queue, for longer than

@@ -60,6 +60,21 @@ enum TestBrokerProcesses {
         return out.matches(of: /<\d+\.\d+\.\d+>/).map { String($0.output) }
     }
 
+    /// Suspends the process of the classic queue `queue` (vhost /) and returns
+    /// its pid; resumed by the broker itself after `safetyBound` at the latest.
+    static func suspendQueue(_ queue: String, safetyBound: Duration = .seconds(90)) throws -> [String] {
+        let escaped = queue.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        let expr = """
+        {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"\(escaped)">>)),
+        P = amqqueue:get_pid(Q),
+        sys:suspend(P),
+        spawn(fun() -> timer:sleep(\(Int(safetyBound.components.seconds) * 1000)), catch sys:resume(P) end),
+        [pid_to_list(P)].
+        """
+        let out = try ctl(["eval", expr])
+        return out.matches(of: /<\d+\.\d+\.\d+>/).map { String($0.output) }
+    }
+
     /// Resumes suspended processes; one already resumed or gone is fine.
     static func resume(_ pids: [String]) {
         guard !pids.isEmpty else { return }
