@@ -2,9 +2,10 @@
 # Instructions per message of the worker, repeatable: the release worker
 # (--static-swift-stdlib, as scripts/bench.sh builds it), a `strip --strip-debug`
 # copy run under `valgrind --tool=callgrind`, instant Dari, concurrency 64,
-# once with CALLGRIND_BASE and once with CALLGRIND_MESSAGES pre-loaded messages:
+# once with CALLGRIND_BASE (500) and once with CALLGRIND_MESSAGES (2500) pre-loaded messages:
 # (Ir(messages) - Ir(base)) / (messages - base). Writes bench-results/callgrind.json
-# and an inclusive profile of the larger run (bench-results/callgrind-profile.txt).
+# and the profile of the larger run (bench-results/callgrind-profile.txt: self cost by
+# owner from scripts/callgrind-buckets.py, then callgrind_annotate --inclusive=yes).
 # BENCH_RABBIT_PORT picks the broker (started if none listens there).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,8 +21,11 @@ mkdir -p "$out"
 cp .build/release/dari-bridge "$out/dari-bridge"
 strip --strip-debug "$out/dari-bridge"
 .build/release/dari-bridge-bench --amqp-url "amqp://guest:guest@127.0.0.1:$port/%2F" --worker "$out/dari-bridge" \
-  --concurrency 64 --callgrind "$out" --callgrind-base "${CALLGRIND_BASE:-1000}" \
-  --callgrind-messages "${CALLGRIND_MESSAGES:-4000}" --json "${CALLGRIND_JSON:-bench-results/callgrind.json}" "$@"
-profile="$out/callgrind.${CALLGRIND_MESSAGES:-4000}.out"
-callgrind_annotate --inclusive=yes --threshold=99 "$profile" 2>/dev/null | head -120 > "${CALLGRIND_PROFILE:-bench-results/callgrind-profile.txt}" || true
-echo "profile: ${CALLGRIND_PROFILE:-bench-results/callgrind-profile.txt} (callgrind_annotate --inclusive=yes $profile)"
+  --concurrency 64 --callgrind "$out" --callgrind-base "${CALLGRIND_BASE:-500}" \
+  --callgrind-messages "${CALLGRIND_MESSAGES:-2500}" --json "${CALLGRIND_JSON:-bench-results/callgrind.json}" "$@"
+profile="$out/callgrind.${CALLGRIND_MESSAGES:-2500}.out"
+report=${CALLGRIND_PROFILE:-bench-results/callgrind-profile.txt}
+# Self cost by owner and the costliest functions, then the inclusive profile.
+{ scripts/callgrind-buckets.py "$profile" "${CALLGRIND_MESSAGES:-2500}" 40
+  echo; callgrind_annotate --inclusive=yes --threshold=99 "$profile" 2>/dev/null | head -120; } > "$report" || true
+echo "profile: $report (callgrind_annotate --inclusive=yes $profile)"

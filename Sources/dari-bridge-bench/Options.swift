@@ -29,8 +29,8 @@ struct Options {
     /// Callgrind mode: instructions per message of the worker (--worker should be a
     /// `strip --strip-debug` copy); runs `base` then `messages`, instant Dari.
     var callgrindDir: String? = nil
-    var callgrindBase = 1_000
-    var callgrindMessages = 4_000
+    var callgrindBase = 500
+    var callgrindMessages = 2_500
 }
 
 func parseOptions() -> Options {
