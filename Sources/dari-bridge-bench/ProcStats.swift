@@ -28,6 +28,20 @@ func cpuTicks(_ pid: Int32) -> Double? {
     return u + s
 }
 
+/// Context switches (voluntary + involuntary) of every live thread of a process:
+/// each is a thread going to sleep or being woken, the cost callgrind cannot see.
+func contextSwitches(_ pid: Int32) -> Double? {
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return nil }
+    var total = 0.0
+    for t in tasks {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(t)/status", encoding: .utf8) else { continue }
+        for line in text.split(separator: "\n") where line.hasPrefix("voluntary_ctxt_switches:") || line.hasPrefix("nonvoluntary_ctxt_switches:") {
+            total += Double(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+        }
+    }
+    return total
+}
+
 let clockTicksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
 /// CPU seconds of several processes at one moment (nil for a process not running).

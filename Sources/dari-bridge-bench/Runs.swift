@@ -36,6 +36,8 @@ struct Result: Codable {
     var addedP99Ms: Double? = nil
     var addedP999Ms: Double? = nil
     var addedMaxMs: Double? = nil
+    /// The worker's context switches (all threads) over the run, per message.
+    var workerContextSwitchesPerMessage: Double? = nil
 }
 
 func startWorker(_ o: Options, queue: String, exchange: String, dariPort: Int, concurrency: Int, wrapper: [String] = []) throws -> Process {
@@ -140,11 +142,13 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int, count: Int? = nil, wr
     }
     let pid = worker?.processIdentifier ?? getpid()
     let workerBefore = o.amqpOnly ? (cpuTicks(pid) ?? 0) / clockTicksPerSecond : 0
+    let switchesBefore = o.amqpOnly ? (contextSwitches(pid) ?? 0) : 0
     let sampler = rssSampler(pid)
     let report = try await Rig.report(of: consumer)
     var pids = others
     pids["worker"] = pid
     let after = CPUSample.take(pids)
+    let switches = (contextSwitches(pid) ?? 0) - switchesBefore
     let peak = procStatus(pid, "VmHWM") ?? 0
     sampler.cancel()
     let (rss, anon) = await sampler.value
@@ -163,7 +167,8 @@ func runMode(_ o: Options, delayMs: Int, concurrency: Int, count: Int? = nil, wr
                   ideal: delayMs == 0 ? nil : Double(concurrency) / (Double(delayMs) / 1000), dariRequests: posts,
                   firstOutcomeMs: Double(Int64(report.firstNs) - Int64(start)) / 1e6,
                   workerCPUMicrosPerMessage: ((after.seconds["worker"] ?? 0) - workerBefore) / Double(n) * 1e6,
-                  cpuPercent: shares, p999LatencyMs: report.p999Ms)
+                  cpuPercent: shares, p999LatencyMs: report.p999Ms,
+                  workerContextSwitchesPerMessage: switches / Double(n))
 }
 
 /// Open loop: the worker started and consuming first; then the publisher
@@ -186,9 +191,11 @@ func runOpenLoop(_ o: Options, rate: Double, label: String) async throws -> Resu
     var pids: [String: Int32?] = ["worker": pid, "broker": o.brokerPID, "fakeDari": rig.dari.pid, "consumer": consumer.pid]
     pids["publisher"] = publisher.pid
     let before = CPUSample.take(pids)
+    let switchesBefore = contextSwitches(pid) ?? 0
     let sampler = rssSampler(pid)
     let report = try await Rig.report(of: consumer)
     let after = CPUSample.take(pids)
+    let switches = (contextSwitches(pid) ?? 0) - switchesBefore
     let peak = procStatus(pid, "VmHWM") ?? 0
     sampler.cancel()
     let (rss, anon) = await sampler.value
@@ -207,7 +214,7 @@ func runOpenLoop(_ o: Options, rate: Double, label: String) async throws -> Resu
                   cpuPercent: after.shares(since: before), openLoopRate: rate,
                   publishedRate: published.map { Double(n) / $0 }, p999LatencyMs: report.p999Ms,
                   addedP50Ms: report.addedP50Ms, addedP99Ms: report.addedP99Ms, addedP999Ms: report.addedP999Ms,
-                  addedMaxMs: report.addedMaxMs)
+                  addedMaxMs: report.addedMaxMs, workerContextSwitchesPerMessage: switches / Double(n))
 }
 
 /// A connected, idle worker: (percent of one core, CPU ms it used to start and connect).

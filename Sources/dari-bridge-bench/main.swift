@@ -34,11 +34,11 @@ func col(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating:
 func f(_ v: Double?, _ format: String = "%.1f") -> String { v.map { String(format: format, $0) } ?? "-" }
 let shareNames = ["worker", "broker", "fakeDari", "consumer", "publisher"]
 print(["mode".padding(toLength: 14, withPad: " ", startingAt: 0), col("conc", 5), col("msgs", 6), col("msg/s", 6), col("ideal", 6),
-       col("µs/msg", 7), col("p50 ms", 8), col("p99 ms", 8), col("p99.9", 7), col("+p50", 6), col("+p99", 6), col("+p99.9", 6),
+       col("µs/msg", 7), col("cs/msg", 6), col("p50 ms", 8), col("p99 ms", 8), col("p99.9", 7), col("+p50", 6), col("+p99", 6), col("+p99.9", 6),
        col("RSS MB", 6), col("anon", 5), "| CPU % worker broker dari consumer publisher"].joined(separator: " "))
 func printRow(_ r: Result) {
     print([r.mode.padding(toLength: 14, withPad: " ", startingAt: 0), col("\(r.concurrency)", 5), col("\(r.messages)", 6),
-           col(f(r.messagesPerSecond, "%.0f"), 6), col(f(r.ideal, "%.0f"), 6), col(f(r.workerCPUMicrosPerMessage), 7),
+           col(f(r.messagesPerSecond, "%.0f"), 6), col(f(r.ideal, "%.0f"), 6), col(f(r.workerCPUMicrosPerMessage), 7), col(f(r.workerContextSwitchesPerMessage), 6),
            col(f(r.p50LatencyMs), 8), col(f(r.p99LatencyMs), 8), col(f(r.p999LatencyMs), 7),
            col(f(r.addedP50Ms, "%.2f"), 6), col(f(r.addedP99Ms, "%.2f"), 6), col(f(r.addedP999Ms, "%.2f"), 6),
            col(f(r.peakRSSMB), 6), col(f(r.peakAnonMB), 5), "|       " + shareNames.map { col(f(r.cpuPercent[$0], "%.0f"), $0 == "worker" ? 6 : ($0 == "fakeDari" ? 4 : $0.count)) }.joined(separator: " ")]
@@ -77,7 +77,9 @@ if options.idleSeconds > 0 && !options.amqpOnly {
     let (i, s) = try await idleCPU(options)
     idle = i
     startup = s
-    print(String(format: "idle, connected: %.3f %% of one core over %d s; start-up and connect: %.0f ms CPU", i, options.idleSeconds, s))
+    let tick = 1000 / clockTicksPerSecond
+    print(String(format: "idle, connected: %.3f %% of one core over %d s; start-up and connect: ", i, options.idleSeconds)
+          + (s < tick ? String(format: "under %.0f ms CPU (one clock tick)", tick) : String(format: "%.0f ms CPU", s)))
 }
 struct Report: Codable {
     var machine: String
