@@ -30,17 +30,34 @@ package struct JSONWriter {
     /// Appends a quoted JSON string: `"` and `\` are backslash-escaped, control characters
     /// below 0x20 become `\u00XX`, everything else (incl. non-ASCII UTF-8) is copied.
     package mutating func string(_ value: String) {
-        bytes.append(0x22)
-        for b in value.utf8 {
-            switch b {
-            case 0x22: bytes.append(contentsOf: [0x5C, 0x22])
-            case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
-            case 0x00..<0x20:
-                bytes.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, JSONWriter.hexDigit(b >> 4), JSONWriter.hexDigit(b & 0xF)])
-            default: bytes.append(b)
+        var value = value
+        value.withUTF8 { utf8 in
+            bytes.append(0x22)
+            // Runs that need no escape are copied whole.
+            var runStart = 0
+            for i in utf8.indices {
+                let b = utf8[i]
+                guard b == 0x22 || b == 0x5C || b < 0x20 else { continue }
+                if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+                appendEscaped(b)
+                runStart = i + 1
             }
+            if runStart < utf8.count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...])) }
+            bytes.append(0x22)
         }
-        bytes.append(0x22)
+    }
+
+    private mutating func appendEscaped(_ b: UInt8) {
+        bytes.append(0x5C)
+        switch b {
+        case 0x22, 0x5C: bytes.append(b)
+        default:
+            bytes.append(0x75)
+            bytes.append(0x30)
+            bytes.append(0x30)
+            bytes.append(JSONWriter.hexDigit(b >> 4))
+            bytes.append(JSONWriter.hexDigit(b & 0xF))
+        }
     }
 
     mutating func string(_ value: String?) {

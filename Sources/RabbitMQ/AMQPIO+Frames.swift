@@ -22,10 +22,11 @@ extension AMQPIO {
         switch method.id {
         case Method.basicDeliver:
             let d = method.decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
-            incoming = IncomingContent(kind: .delivery(AMQPDelivery(
+            acks.delivered(d.delivery_tag)
+            incoming = IncomingContent(delivery: AMQPDelivery(
                 body: [], properties: AMQPProperties(), deliveryTag: d.delivery_tag, redelivered: d.redelivered != 0,
                 exchange: d.exchange.swiftString, routingKey: d.routing_key.swiftString,
-                consumerTag: d.consumer_tag.swiftString, channelIncarnation: connection.incarnation)),
+                consumerTag: d.consumer_tag.swiftString, channelIncarnation: connection.incarnation),
                 maxBodyBytes: options.maxBodyBytes)
         case Method.basicAck:
             let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
@@ -38,8 +39,7 @@ extension AMQPIO {
             let error = AMQPError(kind: .returned, replyCode: ret.reply_code,
                                   text: "message to exchange '\(ret.exchange.swiftString)' with routing key '\(ret.routing_key.swiftString)' was returned: \(ret.reply_text.swiftString)")
             // Its header and body frames follow; only the message id is kept (to match the publish).
-            incoming = IncomingContent(kind: .returned(exchange: ret.exchange.swiftString, routingKey: ret.routing_key.swiftString, error: error),
-                                       maxBodyBytes: 0)
+            incoming = IncomingContent(returned: .init(exchange: ret.exchange.swiftString, routingKey: ret.routing_key.swiftString, error: error))
         case Method.channelClose:
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             var ok = amqp_channel_close_ok_t()

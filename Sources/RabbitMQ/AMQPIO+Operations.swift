@@ -105,29 +105,11 @@ extension AMQPIO {
         consumers.removeValue(forKey: consumerTag)?.finish(nil)
     }
 
-    func ack(_ tag: UInt64, multiple: Bool) {
-        guard failure == nil else { return }
-        let status = amqp_basic_ack(state, channel, tag, multiple ? 1 : 0)
-        if status != AMQP_STATUS_OK.rawValue { fail(.library(status, "basic.ack")) }
-    }
-
-    func reject(_ tag: UInt64, requeue: Bool) {
-        guard failure == nil else { return }
-        let status = amqp_basic_reject(state, channel, tag, requeue ? 1 : 0)
-        if status != AMQP_STATUS_OK.rawValue { fail(.library(status, "basic.reject")) }
-    }
-
     /// The caller stopped waiting (cancelled): resume it now; a later confirm
     /// for this publish finds nothing and is ignored.
     func abandonPublish(id: UInt64) {
         guard let index = pending.firstIndex(where: { $0.id == id }) else { return }
         pending.remove(at: index).continuation.resume(throwing: CancellationError())
-    }
-
-    func nack(_ tag: UInt64, multiple: Bool, requeue: Bool) {
-        guard failure == nil else { return }
-        let status = amqp_basic_nack(state, channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
-        if status != AMQP_STATUS_OK.rawValue { fail(.library(status, "basic.nack")) }
     }
 
     func publish(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties, mandatory: Bool,

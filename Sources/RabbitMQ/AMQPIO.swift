@@ -29,6 +29,10 @@ final class AMQPIO {
     var consumers: [String: any AMQPConsumerDestination] = [:]
     /// Whether `checkChannel` (passive declares of `queueCounts`) is open.
     var checkChannelOpen = false
+    /// Unsettled delivery tags and the acks asked for in this pass (AMQPIO+Acks.swift).
+    var acks = AckCoalescer()
+    /// `basic.ack` frames written (a test reads it to see acks coalesce).
+    var ackFramesSent = 0
     /// The content (delivery or returned message) whose header and body frames are being read.
     var incoming: IncomingContent?
 
@@ -58,17 +62,23 @@ final class AMQPIO {
         let pollTimeout: Int32 = heartbeat > 0 ? max(250, heartbeat * 1000 / 4) : 5000
         var fds = [pollfd(fd: sockfd, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: connection.wakeFD, events: Int16(POLLIN), revents: 0)]
+        // Two command lists swapped under the lock: neither is ever shared, so
+        // emptying one keeps its storage (no allocation per pass).
+        var commands: [AMQPConnection.Command] = []
         while failure == nil && !closeRequested {
-            let commands = connection.shared.withLock { s -> [AMQPConnection.Command] in
-                let c = s.commands
-                s.commands.removeAll(keepingCapacity: true)
-                return c
-            }
+            connection.shared.withLock { s in swap(&commands, &s.commands) }
             for command in commands {
                 command(self)
             }
+            commands.removeAll(keepingCapacity: true)
+            // Acks asked for wait while the broker's frames keep the thread busy
+            // (so a burst of them leaves as few frames as is correct) and go out
+            // before it sleeps, or once 256 are waiting.
+            if acks.requestedCount >= 256 { flushAcks() }
             if failure != nil || closeRequested { break }
             if amqp_frames_enqueued(state) == 0 && amqp_data_in_buffer(state) == 0 {
+                flushAcks()
+                if failure != nil { break }
                 fds[0].revents = 0
                 fds[1].revents = 0
                 let n = poll(&fds, 2, pollTimeout)
@@ -86,6 +96,7 @@ final class AMQPIO {
             pump(budget: 512)
         }
         if closeRequested && failure == nil {
+            flushAcks()
             closeGracefully()
         }
         let final = failure ?? AMQPError(kind: .closed, text: "connection closed")

@@ -43,21 +43,43 @@ extension amqp_bytes_t {
 }
 
 /// Owns C memory for the duration of one librabbitmq call.
+///
+/// Bytes go into one block allocated on first use (a publish's exchange,
+/// routing key and properties usually fit in it: one allocation instead of
+/// two per string); larger ones, and tables, get allocations of their own.
 final class CArena {
     private var allocations: [UnsafeMutableRawPointer] = []
+    private var block: UnsafeMutableRawPointer? = nil
+    private var used = 0
+    private static let blockSize = 1024
+
+    /// `count` bytes that live as long as the arena.
+    private func reserve(_ count: Int) -> UnsafeMutableRawPointer {
+        if count <= Self.blockSize {
+            if block == nil { block = UnsafeMutableRawPointer.allocate(byteCount: Self.blockSize, alignment: 8) }
+            if used + count <= Self.blockSize {
+                defer { used += count }
+                return block! + used
+            }
+        }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 1)
+        allocations.append(p)
+        return p
+    }
+
+    private func copy(_ src: UnsafeRawBufferPointer) -> amqp_bytes_t {
+        let p = reserve(src.count)
+        if let base = src.baseAddress, src.count > 0 { p.copyMemory(from: base, byteCount: src.count) }
+        return amqp_bytes_t(len: src.count, bytes: p)
+    }
 
     func bytes(_ string: String) -> amqp_bytes_t {
-        var utf8 = Array(string.utf8)
-        return bytes(&utf8)
+        var string = string
+        return string.withUTF8 { copy(UnsafeRawBufferPointer($0)) }
     }
 
     func bytes(_ array: inout [UInt8]) -> amqp_bytes_t {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: max(array.count, 1), alignment: 1)
-        allocations.append(p)
-        array.withUnsafeBytes { src in
-            if let base = src.baseAddress { p.copyMemory(from: base, byteCount: src.count) }
-        }
-        return amqp_bytes_t(len: array.count, bytes: p)
+        array.withUnsafeBytes { copy($0) }
     }
 
     /// Encodes a field table for a librabbitmq call (keys longer than 255
@@ -129,6 +151,7 @@ final class CArena {
 
     deinit {
         for p in allocations { p.deallocate() }
+        block?.deallocate()
     }
 }
 
