@@ -34,7 +34,32 @@ final class WorkerProcess: @unchecked Sendable {
     var pid: Int32 { process.processIdentifier }
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
-    func signal(_ sig: Int32) { kill(pid, sig) }
+    /// Sends `sig`. SIGTERM and SIGINT wait (up to 30 s) until the process handles them: a
+    /// worker signalled before its service group set up its signal handling dies of the
+    /// default action (status 15), which is not what a test of the shutdown means to see.
+    func signal(_ sig: Int32) {
+        if sig == SIGTERM || sig == SIGINT {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while process.isRunning && !handles(sig) && ContinuousClock.now < deadline {
+                usleep(20_000)
+            }
+        }
+        kill(pid, sig)
+    }
+
+    /// Whether the process catches or ignores `sig` (SigCgt / SigIgn of /proc/<pid>/status;
+    /// swift-service-lifecycle's dispatch signal sources set the signal to ignored).
+    func handles(_ sig: Int32) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+        let bit = UInt64(1) << UInt64(sig - 1)
+        for line in status.split(separator: "\n") where line.hasPrefix("SigCgt:") || line.hasPrefix("SigIgn:") {
+            if let mask = UInt64(line.split(separator: "\t").last.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? "", radix: 16),
+               mask & bit != 0 {
+                return true
+            }
+        }
+        return false
+    }
 
     /// Waits for the exit; nil if it did not exit in time (then it is killed).
     func waitForExit(timeout: Duration) async -> Int32? {
