@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Layout (one-way dependencies):
@@ -20,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // No default traits: FullFoundation would link all of Foundation (ICU) into the binary.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
     ],
     targets: [
         .systemLibrary(
@@ -36,6 +40,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         .target(
@@ -49,6 +54,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         .target(name: "CMallocTuning"),
@@ -77,8 +85,13 @@ let package = Package(
                            .product(name: "InMemoryTracing", package: "swift-distributed-tracing")],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "DariBridgeTests", dependencies: ["DariBridge", "DariBridgeApp", "FakeDari", "TestSupport",
-                                                     .product(name: "InMemoryTracing", package: "swift-distributed-tracing")]),
+        .testTarget(name: "DariBridgeTests", dependencies: [
+            "DariBridge", "DariBridgeApp", "FakeDari", "TestSupport",
+            .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DariBridgeApp", "DariBridge", "RabbitMQ", "FakeDari", "TestSupport"]),
     ],

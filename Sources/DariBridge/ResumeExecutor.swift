@@ -42,6 +42,9 @@ public struct ResumeExecutor: Sendable {
     /// Spans for the message, each attempt and the outcome publish (MessageTracing.swift);
     /// nil: none, the incoming trace context is passed on as it came.
     public var tracer: (any Tracer)? = nil
+    /// Where each HTTP attempt's duration and status class go (nil: nowhere);
+    /// `ResumePipeline` sets its own when nil.
+    public var metrics: PipelineMetrics?
 
     public init(transport: any DariTransport, policy: RetryPolicy, requestTimeout: Duration,
                 sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
@@ -77,8 +80,10 @@ public struct ResumeExecutor: Sendable {
             var retryAfter: Duration? = nil
             var lastStatus: Int? = nil
             var reason: String
+            let attemptStarted = ContinuousClock.now
             do {
                 let response = try await post(request.resumeURL, body, traceHeaders, attempt: attempt)
+                metrics?.recordAttempt(status: response.status, duration: ContinuousClock.now - attemptStarted)
                 lastStatus = response.status
                 if (200..<300).contains(response.status) {
                     let json = JSONScanner.isValid(response.body) && !response.body.isEmpty ? response.body : nil
@@ -95,6 +100,8 @@ public struct ResumeExecutor: Sendable {
             } catch let refused as DariRequestRefused {
                 return Result(kind: .refused, attempts: attempt - 1, httpStatus: nil, responseJSON: nil, detail: refused.reason)
             } catch {
+                // Sent (or tried) and failed: no status.
+                metrics?.recordAttempt(status: nil, duration: ContinuousClock.now - attemptStarted)
                 reason = (error as? DariTransportError)?.reason ?? "\(error)"
             }
             guard policy.mayRetry(afterAttempt: attempt) else {

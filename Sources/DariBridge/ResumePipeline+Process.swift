@@ -50,7 +50,7 @@ extension ResumePipeline {
 
     func requeueUnstarted(_ messages: [InboundMessage]) async {
         for m in messages {
-            metrics.requeued.add(1, ordering: .relaxed)
+            metrics.requeued.increment()
             await broker.requeue(m.token)
         }
     }

@@ -42,7 +42,7 @@ extension ResumePipeline {
             return await publishReliably(main, log: log)
         }
         guard replyToAllowed(replyTo) else {
-            metrics.replyToRefused.add(1, ordering: .relaxed)
+            metrics.replyToRefused.increment()
             log.warning("reply_to is not in DARI_BRIDGE_ALLOWED_REPLY_TO: no copy sent (the outcome still goes to the results exchange)",
                         metadata: ["reply_to": "\(LogSafe.text(replyTo))"])
             return await publishReliably(main, log: log)
@@ -96,7 +96,7 @@ extension ResumePipeline {
                         log.warning("outcome copy to reply_to refused repeatedly; giving up on the copy", metadata: ["reason": "\(LogSafe.text(reason))"])
                         return true
                     }
-                    metrics.publishRetries.add(1, ordering: .relaxed)
+                    metrics.publishRetries.increment()
                     if let heldBack = publishWarnings.admit() {
                         log.warning("publish failed; retrying with backoff (logged at most every 10 s)",
                                     metadata: ["reason": "\(LogSafe.text(reason))", "similar_since_last": "\(heldBack)"])

@@ -51,6 +51,10 @@ public final class ResumePipeline: Sendable {
     public init(settings: PipelineSettings, executor: ResumeExecutor, broker: any MessageBroker,
                 recent: RecentOutcomes = RecentOutcomes(), metrics: PipelineMetrics = PipelineMetrics(), logger: Logger) {
         self.settings = settings
+        var executor = executor
+        // The executor measures each HTTP attempt into the pipeline's metrics
+        // unless it was given its own.
+        if executor.metrics == nil { executor.metrics = metrics }
         self.executor = executor
         self.broker = broker
         self.recent = recent
@@ -83,9 +87,8 @@ public final class ResumePipeline: Sendable {
     /// `traceHeaders`: the trace context passed on when there is no tracer.
     private func handle(_ message: InboundMessage, traceHeaders: TraceHeaders) async {
         let receivedAt = executor.now()
-        metrics.received.add(1, ordering: .relaxed)
-        metrics.inFlight.add(1, ordering: .relaxed)
-        defer { metrics.inFlight.subtract(1, ordering: .relaxed) }
+        metrics.messageStarted()
+        defer { metrics.messageEnded() }
         var log = logger
         if let id = message.messageId { log[metadataKey: "message_id"] = "\(LogSafe.text(id))" }
         if let id = message.correlationId { log[metadataKey: "correlation_id"] = "\(LogSafe.text(id))" }
@@ -113,6 +116,7 @@ public final class ResumePipeline: Sendable {
         metrics.count(outcome)
         log.debug("done", metadata: ["status": "\(outcome.status.rawValue)", "attempts": "\(outcome.attempts)"])
         await broker.ack(message.token)
+        metrics.messageDuration.recordNanoseconds((ContinuousClock.now - message.arrivedAt).nanoseconds)
     }
 
     /// A valid request: known outcome, delivery limit, URL policy, POST.
@@ -134,14 +138,14 @@ public final class ResumePipeline: Sendable {
         // the message on. A redelivered *copy* does not match and is handled.
         if message.redelivered, recent.deferredFrom(key) == prior {
             log.debug("redelivered message that already went to a delay queue: acked, no POST")
-            metrics.republishedFromMemory.add(1, ordering: .relaxed)
+            metrics.republishedFromMemory.increment()
             await broker.ack(message.token)
             return nil
         }
         if message.redelivered, let known = recent.lookup(key)?.outcome(
             resumeURL: request.resumeURL, messageId: message.messageId, correlationId: message.correlationId) {
             log.debug("redelivered message with a known outcome: republishing it, no POST")
-            metrics.republishedFromMemory.add(1, ordering: .relaxed)
+            metrics.republishedFromMemory.increment()
             return known
         }
         if let count = Self.deliveryCount(message.headers), count >= settings.maxDeliveries {
@@ -165,7 +169,7 @@ public final class ResumePipeline: Sendable {
             return nil
         }
         // Both are bounded (0...maxAttempts): no overflow whatever the header said.
-        metrics.httpAttempts.add(max(0, result.attempts - prior), ordering: .relaxed)
+        metrics.httpAttempts.increment(by: max(0, result.attempts - prior))
         if case .deferred(let delay) = result.kind {
             await deferToDelayQueue(message, key: key, priorAttempts: prior, attempts: result.attempts, delay: delay, log: log)
             return nil
@@ -199,7 +203,7 @@ public final class ResumePipeline: Sendable {
             metrics.abandoned.add(1, ordering: .relaxed)
             return
         }
-        metrics.deferred.add(1, ordering: .relaxed)
+        metrics.deferred.increment()
         recent.rememberDeferred(key, handedOffAttempts: priorAttempts)
         await broker.ack(message.token)
     }

@@ -6,6 +6,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
+import Prometheus
 import ServiceLifecycle
 
 /// The `dari-bridge` command line (swift-argument-parser, `DariBridgeCommand`):
@@ -75,8 +76,13 @@ public enum Application {
         bootstrapLogging(config.logLevel, format: config.logFormat)
         let logger = Logger(label: "dari-bridge")
         let client = DariClient(concurrency: config.concurrency, policy: config.urlPolicy)
-        let broker = RabbitMQBroker(config: config, logger: logger)
-        let metrics = PipelineMetrics()
+        // One registry for the worker: every metric goes through swift-metrics
+        // into it (no global MetricsSystem bootstrap); /metrics renders it.
+        let registry = PrometheusCollectorRegistry()
+        let factory = prometheusFactory(registry)
+        let brokerMetrics = BrokerMetrics(config: config, factory: factory)
+        let broker = RabbitMQBroker(config: config, logger: logger, metrics: brokerMetrics)
+        let metrics = PipelineMetrics(factory: factory)
         let pipeline = ResumePipeline(
             settings: config.pipelineSettings,
             executor: config.executor(transport: client),
@@ -84,7 +90,8 @@ public enum Application {
         let worker = WorkerService(broker: broker, pipeline: pipeline, drainTimeout: .milliseconds(config.drainTimeoutMs), logger: logger)
         var services: [any Service] = []
         if config.httpPort != 0 {
-            services.append(HealthServer(host: config.httpHost, port: config.httpPort, broker: broker, metrics: metrics, logger: logger))
+            services.append(HealthServer(host: config.httpHost, port: config.httpPort, broker: broker, brokerMetrics: brokerMetrics,
+                                         registry: registry, logger: logger))
         }
         services.append(worker)  // last in, first to shut down
         logger.info("starting", metadata: [
@@ -108,5 +115,12 @@ public enum Application {
         }
         try? await client.shutdown()
         return code
+    }
+
+    /// swift-prometheus's factory on `registry`, with the duration buckets of `PipelineMetrics`.
+    public static func prometheusFactory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = PipelineMetrics.durationBuckets
+        return factory
     }
 }

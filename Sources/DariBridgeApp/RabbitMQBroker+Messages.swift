@@ -61,6 +61,7 @@ extension RabbitMQBroker {
     public func ack(_ token: DeliveryToken) async {
         guard let (conn, activity) = liveConnection(for: token), (try? conn.ack(deliveryTag: token.tag)) != nil else {
             droppedAcks.add(1, ordering: .relaxed)
+            metrics.acksDropped.increment()
             logger.debug("ack dropped: its channel is gone; the broker will redeliver", metadata: ["tag": "\(token.tag)"])
             return
         }

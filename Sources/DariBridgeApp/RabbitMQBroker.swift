@@ -40,10 +40,12 @@ public final class RabbitMQBroker: MessageBroker, Service, Sendable {
     let stopRequested = OneShot<Void>()
     /// Fired once: close the connection (cancellation of `run`, `close`).
     let closeRequested = OneShot<Void>()
+    let metrics: BrokerMetrics
 
-    public init(config: Configuration, logger: Logger) {
+    public init(config: Configuration, logger: Logger, metrics: BrokerMetrics = BrokerMetrics()) {
         self.config = config
         self.logger = logger
+        self.metrics = metrics
         (deliveries, continuation) = AsyncStream<InboundMessage>.makeStream()
     }
 
@@ -131,7 +133,10 @@ public final class RabbitMQBroker: MessageBroker, Service, Sendable {
                     s.connects += 1
                     return (s.connects == 1, s.activity!)
                 }
-                if !first { reconnects.add(1, ordering: .relaxed) }
+                if !first {
+                    reconnects.add(1, ordering: .relaxed)
+                    metrics.reconnects.increment()
+                }
                 logger.info(outage || !first ? "reconnected to the broker" : "connected to the broker",
                             metadata: ["node": "\(url)", "queue": "\(config.queue)", "prefetch": "\(config.effectivePrefetch)"])
                 outage = false

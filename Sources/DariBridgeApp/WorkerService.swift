@@ -36,7 +36,7 @@ public final class WorkerService: Service, Sendable {
         if left > 0 {
             logger.warning("drain deadline passed; unfinished messages go back to the queue", metadata: ["unfinished": "\(left)"])
         }
-        logger.info("stopped", metadata: ["received": "\(pipeline.metrics.received.load(ordering: .relaxed))"])
+        logger.info("stopped", metadata: ["received": "\(pipeline.metrics.receivedNow.load(ordering: .relaxed))"])
     }
 
     /// The pipeline until its delivery stream ends (graceful shutdown: the
@@ -50,7 +50,7 @@ public final class WorkerService: Service, Sendable {
             group.addTask {
                 // Throws when cancelled: the pipeline finished first, or run() was cancelled.
                 guard (try? await gracefulShutdown()) != nil else { return }
-                let inFlight = pipeline.metrics.inFlight.load(ordering: .relaxed)
+                let inFlight = pipeline.metrics.inFlightNow.load(ordering: .relaxed)
                 logger.info("shutting down: no new deliveries; draining", metadata: ["in_flight": "\(inFlight)", "drain_timeout": "\(drainTimeout)"])
                 try? await Task.sleep(for: drainTimeout)
             }

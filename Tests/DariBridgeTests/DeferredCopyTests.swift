@@ -20,7 +20,7 @@ struct DeferredCopyTests {
         return ResumePipeline(
             settings: PipelineSettings(resultsExchange: "x", maxMessageBytes: 1 << 20,
                                        urlPolicy: URLPolicy(allowedHosts: ["api.usedari.com"], allowedPathPrefixes: ["/public/send-user-signal/"], allowInsecureHTTP: false)),
-            executor: executor, broker: broker, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+            executor: executor, broker: broker, metrics: .readable(), logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
     @Test func aRedeliveredDelayedCopyEndsWithAnOutcome() async throws {

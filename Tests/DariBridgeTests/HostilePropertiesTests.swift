@@ -23,7 +23,7 @@ struct HostilePropertiesTests {
             settings: PipelineSettings(resultsExchange: "x", maxMessageBytes: 1 << 20,
                                        urlPolicy: URLPolicy(allowedHosts: ["api.usedari.com"], allowedPathPrefixes: ["/public/send-user-signal/"], allowInsecureHTTP: false),
                                        concurrency: concurrency, maxDeliveries: maxDeliveries, allowedReplyTo: allowedReplyTo),
-            executor: executor, broker: broker, logger: logger)
+            executor: executor, broker: broker, metrics: .readable(), logger: logger)
     }
 
     func outcomeJSON(_ broker: InMemoryBroker) throws -> [String: Any] {
@@ -53,7 +53,7 @@ struct HostilePropertiesTests {
         let o = try outcomeJSON(broker)
         let attempts = try #require(o["attempts"] as? Int)
         #expect((0...3).contains(attempts))
-        #expect(p.metrics.httpAttempts.load(ordering: .relaxed) >= 0)
+        #expect(p.metrics.value(\.httpAttempts) >= 0)
     }
 
     @Test func attemptsAboveTheMaximumAreClampedAndNegativeOnesIgnored() {
@@ -77,7 +77,7 @@ struct HostilePropertiesTests {
         #expect(o["error"] as? String == "delivery_limit")
         #expect((o["detail"] as? String)?.contains("DARI_BRIDGE_MAX_DELIVERIES") == true)
         #expect(o["attempts"] as? Int == 0)
-        #expect(p.metrics.deliveryLimit.load(ordering: .relaxed) == 1)
+        #expect(p.metrics.value(\.deliveryLimit) == 1)
     }
 
     @Test(arguments: ["4", "0", "-1", "-9223372036854775808", "abc", ""])
@@ -123,7 +123,7 @@ struct HostilePropertiesTests {
         #expect(broker.published.filter(\.mandatory).map(\.routingKey) == ["replies.svc"])
         #expect(broker.published.filter { !$0.mandatory }.count == 2, "both outcomes reach the results exchange")
         #expect(broker.acked.count == 2)
-        #expect(p.metrics.replyToRefused.load(ordering: .relaxed) == 1)
+        #expect(p.metrics.value(\.replyToRefused) == 1)
         let warning = try #require(lines.all.first { $0.contains("reply_to") })
         #expect(!warning.contains("\n"))
         #expect(warning.contains(#"evil\ninfo: forged line"#))

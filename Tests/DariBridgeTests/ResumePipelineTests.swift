@@ -73,7 +73,7 @@ private func makePipeline(_ transport: any DariTransport, _ broker: InMemoryBrok
         resultsExchange: resultsExchange, maxMessageBytes: maxMessageBytes,
         urlPolicy: URLPolicy(allowedHosts: URLPolicy.defaultAllowedHosts, allowedPathPrefixes: URLPolicy.defaultAllowedPathPrefixes,
                              allowInsecureHTTP: false))
-    return ResumePipeline(settings: settings, executor: executor, broker: broker, recent: recent,
+    return ResumePipeline(settings: settings, executor: executor, broker: broker, recent: recent, metrics: .readable(),
                           logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
 }
 
@@ -112,9 +112,9 @@ struct ResumePipelineTests {
         #expect(o["http_status"] as? Int == 200)
         #expect((o["response"] as? [String: Any])?["ok"] as? Bool == true)
         #expect(o["error"] is NSNull)
-        #expect(pipeline.metrics.succeeded.load(ordering: .relaxed) == 1)
-        #expect(pipeline.metrics.httpAttempts.load(ordering: .relaxed) == 1)
-        #expect(pipeline.metrics.inFlight.load(ordering: .relaxed) == 0)
+        #expect(pipeline.metrics.value(\.succeeded) == 1)
+        #expect(pipeline.metrics.value(\.httpAttempts) == 1)
+        #expect(pipeline.metrics.inFlightValue == 0)
     }
 
     @Test func eachOutcomeGetsAFreshMessageId() async throws {
@@ -140,7 +140,7 @@ struct ResumePipelineTests {
         #expect(o["http_status"] as? Int == 404)
         #expect(o["response"] is NSNull)
         #expect(broker.acked == [token(1)])
-        #expect(pipeline.metrics.dariError.load(ordering: .relaxed) == 1)
+        #expect(pipeline.metrics.value(\.dariError) == 1)
     }
 
     @Test func exhaustedRetriesArePublishedAsFailed() async throws {
@@ -154,7 +154,7 @@ struct ResumePipelineTests {
         #expect(o["attempts"] as? Int == 3)
         #expect(o["http_status"] is NSNull)
         #expect(broker.acked == [token(1)])
-        #expect(pipeline.metrics.httpAttempts.load(ordering: .relaxed) == 3)
+        #expect(pipeline.metrics.value(\.httpAttempts) == 3)
     }
 
     static let invalidMessages: [(name: String, body: String, detail: String)] = [
@@ -192,7 +192,7 @@ struct ResumePipelineTests {
         #expect(o["message_id"] as? String == "bad-1")
         let detail = try #require(o["detail"] as? String)
         #expect(detail.contains(testCase.detail), "\(testCase.name): \(detail)")
-        #expect(pipeline.metrics.invalidMessage.load(ordering: .relaxed) == 1)
+        #expect(pipeline.metrics.value(\.invalidMessage) == 1)
     }
 
     @Test func invalidMessageKeepsTheReadableURL() async throws {
@@ -226,7 +226,7 @@ struct ResumePipelineTests {
         #expect(o["resume_workflow_url"] as? String == url)
         let detail = try #require(o["detail"] as? String)
         #expect(detail.contains(fragment), "\(detail)")
-        #expect(pipeline.metrics.urlNotAllowed.load(ordering: .relaxed) == 1)
+        #expect(pipeline.metrics.value(\.urlNotAllowed) == 1)
     }
 
     @Test func aRequestTheTransportRefusesIsURLNotAllowedWithoutRetry() async throws {
@@ -243,7 +243,7 @@ struct ResumePipelineTests {
         #expect(o["http_status"] is NSNull)
         #expect(o["detail"] as? String == "connected address 10.0.0.1 is private 10.0.0.0/8")
         #expect(broker.events.last == .acked(token(6)))
-        #expect(pipeline.metrics.urlNotAllowed.load(ordering: .relaxed) == 1)
+        #expect(pipeline.metrics.value(\.urlNotAllowed) == 1)
     }
 
     @Test func replyToGetsAMandatoryCopyOfTheSameOutcome() async throws {
@@ -286,7 +286,7 @@ struct ResumePipelineTests {
         #expect(broker.published.map(\.exchange) == [resultsExchange])
         let replyAttempts = broker.publishAttempts.filter { $0.routingKey == "gone" }
         #expect(replyAttempts.count == 1)  // reported, not retried
-        #expect(pipeline.metrics.publishRetries.load(ordering: .relaxed) == 0)
+        #expect(pipeline.metrics.value(\.publishRetries) == 0)
     }
 
     @Test func transientPublishFailuresAreRetriedThenAckedOnce() async throws {
@@ -307,7 +307,7 @@ struct ResumePipelineTests {
         #expect(events[3] == .acked(token(11)))
         #expect(broker.acked == [token(11)])
         #expect(transport.callCount == 1)  // publishing again does not POST again
-        #expect(pipeline.metrics.publishRetries.load(ordering: .relaxed) == 2)
+        #expect(pipeline.metrics.value(\.publishRetries) == 2)
     }
 
     @Test func redeliveryWithKnownOutcomeIsRepublishedWithoutPOST() async throws {
@@ -318,14 +318,14 @@ struct ResumePipelineTests {
         await pipeline.handle(InboundMessage(body: body(), messageId: "m-1", correlationId: "c", redelivered: true, token: token(2)))
 
         #expect(transport.callCount == 1)
-        #expect(pipeline.metrics.republishedFromMemory.load(ordering: .relaxed) == 1)
+        #expect(pipeline.metrics.value(\.republishedFromMemory) == 1)
         #expect(broker.acked == [token(1), token(2)])
         let published = broker.published
         try #require(published.count == 2)
         #expect(published[0].body == published[1].body)  // the very same outcome
         #expect(published[1].routingKey == "resume.succeeded")
         #expect(published[0].messageId != published[1].messageId)
-        #expect(pipeline.metrics.httpAttempts.load(ordering: .relaxed) == 1)
+        #expect(pipeline.metrics.value(\.httpAttempts) == 1)
     }
 
     @Test func redeliveryWithoutMessageIdIsRecognisedByContent() async throws {
@@ -336,7 +336,7 @@ struct ResumePipelineTests {
         await pipeline.handle(InboundMessage(body: body(), redelivered: true, token: token(2)))
         await pipeline.handle(InboundMessage(body: body(variables: #"{"approved":false}"#), redelivered: true, token: token(3)))
         #expect(transport.callCount == 2)  // the third has different variables
-        #expect(pipeline.metrics.republishedFromMemory.load(ordering: .relaxed) == 1)
+        #expect(pipeline.metrics.value(\.republishedFromMemory) == 1)
         #expect(broker.acked == [token(1), token(2), token(3)])
     }
 
@@ -357,7 +357,7 @@ struct ResumePipelineTests {
         await pipeline.handle(InboundMessage(body: body(), messageId: "m-1", token: token(1)))
         await pipeline.handle(InboundMessage(body: body(), messageId: "m-1", redelivered: false, token: token(2)))
         #expect(transport.callCount == 2)
-        #expect(pipeline.metrics.republishedFromMemory.load(ordering: .relaxed) == 0)
+        #expect(pipeline.metrics.value(\.republishedFromMemory) == 0)
         #expect(broker.acked == [token(1), token(2)])
     }
 
@@ -367,7 +367,7 @@ struct ResumePipelineTests {
         let pipeline = makePipeline(transport, broker)
         await pipeline.handle(InboundMessage(body: body(), messageId: "never-seen", redelivered: true, token: token(1)))
         #expect(transport.callCount == 1)
-        #expect(pipeline.metrics.republishedFromMemory.load(ordering: .relaxed) == 0)
+        #expect(pipeline.metrics.value(\.republishedFromMemory) == 0)
     }
 
     @Test func validTraceparentIsForwarded() async throws {
@@ -439,8 +439,8 @@ struct ResumePipelineTests {
         #expect(broker.acked.count == total)
         #expect(broker.published.count == total)
         #expect(broker.published.allSatisfy { $0.routingKey == "resume.succeeded" })
-        #expect(pipeline.metrics.received.load(ordering: .relaxed) == total)
-        #expect(pipeline.metrics.inFlight.load(ordering: .relaxed) == 0)
+        #expect(pipeline.metrics.value(\.received) == total)
+        #expect(pipeline.metrics.inFlightValue == 0)
     }
 
     @Test func slowMessageDoesNotDelayTheOthers() async throws {
@@ -495,7 +495,7 @@ struct ResumePipelineTests {
         await pipeline.handle(InboundMessage(body: body(), messageId: "m", token: token(1)))
         #expect(transport.callCount == 1)
         #expect(broker.events == [.deferred(token(1), attempts: 1, delay: .seconds(60)), .acked(token(1))])
-        #expect(pipeline.metrics.deferred.load(ordering: .relaxed) == 1)
+        #expect(pipeline.metrics.value(\.deferred) == 1)
     }
 
     @Test func attemptsHeaderCountsTowardsTheLimit() async throws {
@@ -507,7 +507,7 @@ struct ResumePipelineTests {
         let o = try json(try #require(broker.published.first))
         #expect(o["error"] as? String == "retries_exhausted")
         #expect(o["attempts"] as? Int == 3)
-        #expect(pipeline.metrics.httpAttempts.load(ordering: .relaxed) == 1)
+        #expect(pipeline.metrics.value(\.httpAttempts) == 1)
         #expect(broker.acked == [token(1)])
     }
 
@@ -528,13 +528,13 @@ struct ResumePipelineTests {
                                        urlPolicy: URLPolicy(allowedHosts: URLPolicy.defaultAllowedHosts,
                                                             allowedPathPrefixes: URLPolicy.defaultAllowedPathPrefixes,
                                                             allowInsecureHTTP: false)),
-            executor: executor, broker: broker, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            executor: executor, broker: broker, metrics: .readable(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         let task = Task { await pipeline.handle(InboundMessage(body: body(), token: token(1))) }
         await entered.wait()
         task.cancel()
         await task.value
         #expect(broker.events.isEmpty)
         #expect(pipeline.metrics.abandoned.load(ordering: .relaxed) == 1)
-        #expect(pipeline.metrics.inFlight.load(ordering: .relaxed) == 0)
+        #expect(pipeline.metrics.inFlightValue == 0)
     }
 }
