@@ -117,8 +117,11 @@ struct MetricsScrapeTests {
         #expect(broker.events.count >= all.count)
 
         brokerMetrics.observe(ready: true, connectedNode: "rabbit-b:5672")
+        let dariRequests = fake.requestCount
+        try? await client.shutdown()
+        try? await fake.shutdown()
         try await withHealthServer(registry: registry) { _, port in
-            let answer = try rawGET(port: port, "/metrics")
+            let answer = try await rawGET(port: port, "/metrics")
             #expect(answer.status == 200)
             let scrape = try Scrape(answer.text)
 
@@ -138,7 +141,7 @@ struct MetricsScrapeTests {
             #expect(try status("5xx") == 4)
             #expect(try status("error") == 3)
             #expect(try scrape.value("dari_bridge_http_attempts_total") == 13)
-            #expect(fake.requestCount == 10, "the 2xx..5xx attempts reached Dari")
+            #expect(dariRequests == 10, "the 2xx..5xx attempts reached Dari")
 
             try scrape.checkHistogram("dari_bridge_http_request_duration_seconds", count: 13)
             try scrape.checkHistogram("dari_bridge_message_duration_seconds", count: all.count)
@@ -157,7 +160,5 @@ struct MetricsScrapeTests {
             #expect(scrape.labelNames == ["outcome", "status_class", "le", "node"])
             #expect(!answer.text.contains("resume/"), "no URL in the metrics")
         }
-        try await client.shutdown()
-        try await fake.shutdown()
     }
 }

@@ -4,11 +4,21 @@ import Testing
 import Glibc
 #endif
 
+/// Runs blocking socket calls on a thread of their own: on the two cooperative
+/// threads of a 2-core machine they would starve the server under test (its
+/// handlers are Swift tasks too).
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
 /// A blocking TCP client on 127.0.0.1 for the probe-server tests: it can
 /// connect and send nothing, send part of a request, or never read. Every
-/// blocking read has a receive timeout (a bound for a hung test, not a
-/// measure), and writes never raise SIGPIPE.
-final class RawConnection {
+/// blocking read and write has a timeout (a bound for a hung test, not a
+/// measure), and writes never raise SIGPIPE. Call the blocking parts through
+/// the async wrappers (`offPool`).
+final class RawConnection: @unchecked Sendable {
     let fd: Int32
     private(set) var closed = false
 
@@ -115,6 +125,15 @@ final class RawConnection {
         }
     }
 
+    func response() async throws -> RawResponse { try await offPool { try self.readResponse() } }
+    func untilClosed() async -> (closed: Bool, received: [UInt8]) {
+        (try? await offPool { self.readUntilClosed() }) ?? (false, [])
+    }
+    @discardableResult
+    func write(_ bytes: [UInt8]) async -> Bool { (try? await offPool { self.send(bytes) }) ?? false }
+    @discardableResult
+    func write(_ text: String) async -> Bool { await write(Array(text.utf8)) }
+
     func setNonBlocking() {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
     }
@@ -130,20 +149,22 @@ struct RawResponse {
 enum RawHTTPError: Error { case closed(RawConnection.ReadResult) }
 
 /// One request on a fresh connection (`Connection: close`).
-func rawGET(port: Int, _ path: String, method: String = "GET") throws -> RawResponse {
-    let connection = try RawConnection(port: port)
-    defer { connection.close() }
-    connection.send("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-    return try connection.readResponse()
+func rawGET(port: Int, _ path: String, method: String = "GET") async throws -> RawResponse {
+    try await offPool {
+        let connection = try RawConnection(port: port)
+        defer { connection.close() }
+        connection.send("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        return try connection.readResponse()
+    }
 }
 
 /// Polls `condition` every 20 ms until it holds or `bound` passes (a bound for a
 /// hung test, not a measure of speed). Returns whether it held.
-func eventually(within bound: Duration = .seconds(30), _ condition: () throws -> Bool) async rethrows -> Bool {
+func eventually(within bound: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + bound
     while ContinuousClock.now < deadline {
-        if try condition() { return true }
+        if try await condition() { return true }
         try? await Task.sleep(for: .milliseconds(20))
     }
-    return try condition()
+    return try await condition()
 }

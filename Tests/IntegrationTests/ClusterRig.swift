@@ -149,11 +149,13 @@ struct ClusterWorker: Sendable {
         return false
     }
 
-    /// The node label of `dari_bridge_broker_connected` in /metrics (host:port).
+    /// The node label of the `dari_bridge_broker_connected` series at 1 in /metrics (host:port);
+    /// every configured node has a series, 0 for the ones not connected to.
     func connectedNode() async -> String? {
         guard let url = URL(string: "http://127.0.0.1:\(metricsPort)/metrics"),
               let (data, _) = try? await URLSession.shared.data(from: url) else { return nil }
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("dari_bridge_broker_connected{node=\"") {
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("dari_bridge_broker_connected{node=\"")
+            && line.split(separator: " ").last.flatMap({ Double($0) }) == 1 {
             return line.split(separator: "\"").dropFirst().first.map(String.init)
         }
         return nil
