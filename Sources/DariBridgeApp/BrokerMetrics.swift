@@ -6,6 +6,8 @@ import Metrics
 public final class BrokerMetrics: Sendable {
     let reconnects: Counter
     let acksDropped: Counter
+    /// Consumer stalls the watchdog detected.
+    let stalls: Counter
     let ready: Gauge
     /// One per configured node (`host:port`): a bounded label.
     let nodes: [(node: String, gauge: Gauge)]
@@ -13,6 +15,7 @@ public final class BrokerMetrics: Sendable {
     public init(nodes: [String] = [], factory: any MetricsFactory = NOOPMetricsHandler.instance) {
         reconnects = Counter(label: "dari_bridge_broker_reconnects_total", dimensions: [], factory: factory)
         acksDropped = Counter(label: "dari_bridge_acks_dropped_total", dimensions: [], factory: factory)
+        stalls = Counter(label: "dari_bridge_consumer_stalls_total", dimensions: [], factory: factory)
         ready = Gauge(label: "dari_bridge_ready", dimensions: [], factory: factory)
         var seen = Set<String>()
         self.nodes = nodes.filter { seen.insert($0).inserted }.map {

@@ -39,6 +39,7 @@ extension RabbitMQBroker {
                 ready = try await conn.queueCounts(config.queue, timeout: checkTimeout).messageCount
             } catch let error as AMQPError where error.isTimeout {
                 stalls.add(1, ordering: .relaxed)
+                metrics.stalls.increment()
                 activity.stalled.store(true, ordering: .relaxed)
                 logger.warning("consumer stalled: the broker did not answer a check of the queue; reconnecting",
                                metadata: ["queue": "\(config.queue)", "timeout": "\(checkTimeout)"])
@@ -57,6 +58,7 @@ extension RabbitMQBroker {
             let quiet = clock.now - quietSince
             if quiet >= timeout {
                 stalls.add(1, ordering: .relaxed)
+                metrics.stalls.increment()
                 activity.stalled.store(true, ordering: .relaxed)
                 logger.warning("consumer stalled: messages wait on the queue but none was delivered; consuming again", metadata: [
                     "queue": "\(config.queue)", "ready": "\(ready)", "held_unacked": "\(held)", "prefetch": "\(prefetch)",

@@ -150,7 +150,8 @@ struct MetricsScrapeTests {
             #expect(try scrape.value("dari_bridge_in_flight") == 0)
             for zero in ["dari_bridge_outcomes_republished_from_memory_total", "dari_bridge_deferred_to_delay_queue_total",
                          "dari_bridge_publish_retries_total", "dari_bridge_deliveries_requeued_total",
-                         "dari_bridge_reply_to_refused_total", "dari_bridge_broker_reconnects_total", "dari_bridge_acks_dropped_total"] {
+                         "dari_bridge_reply_to_refused_total", "dari_bridge_broker_reconnects_total", "dari_bridge_acks_dropped_total",
+                         "dari_bridge_consumer_stalls_total"] {
                 #expect(try scrape.value(zero) == 0, "\(zero)")
             }
             #expect(try scrape.value("dari_bridge_ready") == 1)
