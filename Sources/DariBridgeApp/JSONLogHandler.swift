@@ -14,7 +14,7 @@ import Logging
 /// `DARI_BRIDGE_LOG_FORMAT=json`: one JSON object per line, e.g.
 ///
 ///     {"timestamp":"2026-12-01T11:02:03.456Z","level":"info","label":"dari-bridge","source":"DariBridge",
-///      "message":"outcome published","message_id":"m-1","status":"succeeded"}
+///      "message":"done","message_id":"m-1","status":"succeeded"}
 ///
 /// `timestamp` (RFC 3339, UTC, milliseconds), `level`, `label`, `source` and
 /// `message` come first; then the metadata (the handler's, the metadata
@@ -22,10 +22,10 @@ import Logging
 /// strings as JSON strings, nested dictionaries and arrays as JSON objects and
 /// arrays. A metadata key that is one of the fixed fields is written as
 /// `metadata.<key>`, so no key appears twice. An error passed to the log call
-/// is `error` (its description). Strings are escaped as JSON requires (every
-/// control character, `"` and `\`); Swift strings are valid Unicode, so the
-/// line is valid UTF-8 (bytes that were not UTF-8 became U+FFFD when the
-/// string was made).
+/// is `error` (`log_error` when the metadata has an `error` already). Strings
+/// are escaped as JSON requires (every control character, `"` and `\`); Swift
+/// strings are valid Unicode, so the line is valid UTF-8 (bytes that were not
+/// UTF-8 became U+FFFD when the string was made).
 ///
 /// Each line is built whole and written with one `write(2)`, so lines from
 /// different threads never interleave.
@@ -36,7 +36,7 @@ package struct JSONLogHandler: LogHandler {
     package let label: String
     let fileDescriptor: Int32
 
-    static let fixedFields: Set<String> = ["timestamp", "level", "label", "source", "message", "error"]
+    static let fixedFields: Set<String> = ["timestamp", "level", "label", "source", "message"]
 
     /// A handler writing to `fileDescriptor` (stderr by default).
     package init(label: String, fileDescriptor: Int32 = 2, metadataProvider: Logger.MetadataProvider? = nil) {
@@ -59,6 +59,10 @@ package struct JSONLogHandler: LogHandler {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let own = event.metadata { merged.merge(own) { _, new in new } }
+        if let error = event.error {
+            // The code logs most errors as metadata "error"; an error passed to the call joins them.
+            merged[merged["error"] == nil ? "error" : "log_error"] = .string(String(describing: error))
+        }
         var w = JSONWriter(capacity: 256)
         w.raw("{\"timestamp\":")
         w.timestamp(date)
@@ -75,10 +79,6 @@ package struct JSONLogHandler: LogHandler {
             w.string(Self.fixedFields.contains(key) ? "metadata.\(key)" : key)
             w.raw(":")
             Self.write(merged[key]!, to: &w, depth: 0)
-        }
-        if let error = event.error {
-            w.raw(",\"error\":")
-            w.string(String(describing: error))
         }
         w.raw("}\n")
         return w.bytes

@@ -117,6 +117,11 @@ struct JSONLogHandlerTests {
         struct Boom: Error, CustomStringConvertible { var description: String { "boom \"quoted\"\n" } }
         let o = try object(JSONLogHandler(label: "x").line(for: event("failed", level: .error, error: Boom())))
         #expect(o["error"] as? String == "boom \"quoted\"\n")
+        // The code's usual "error" metadata keeps its name; the call's error then is log_error.
+        let both = try object(JSONLogHandler(label: "x").line(for: event("failed", metadata: ["error": "from metadata"], error: Boom())))
+        #expect(both["error"] as? String == "from metadata")
+        #expect(both["log_error"] as? String == "boom \"quoted\"\n")
+        #expect(both["metadata.error"] == nil)
     }
 
     @Test func aLoggerUsesItAndKeepsItsLevel() throws {
