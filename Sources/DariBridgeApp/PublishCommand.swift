@@ -65,8 +65,18 @@ package struct PublishCommand: ParsableCommand {
         let messageId = self.messageId ?? UUID().uuidString
 
         do {
-            let conn = try await AMQPConnection.connect(to: config.amqpURL, options: config.amqpOptions)
-            try await conn.declareQueue(config.queue, durable: true)
+            var conn = try await AMQPConnection.connect(to: config.amqpURL, options: config.amqpOptions)
+            // As the worker does: an existing queue is used as it is (a declare with other
+            // arguments than the queue's, e.g. none for the worker's quorum queue, fails with
+            // 406 PRECONDITION_FAILED); a missing one is declared with DARI_BRIDGE_QUEUE_TYPE.
+            do {
+                _ = try await conn.checkQueue(config.queue)
+            } catch let e as AMQPError where e.replyCode == 404 {
+                // The broker closed the channel (404): declare on a new connection.
+                await conn.close()
+                conn = try await AMQPConnection.connect(to: config.amqpURL, options: config.amqpOptions)
+                _ = try await conn.declareQueue(config.queue, durable: true, arguments: config.inputQueueArguments)
+            }
             var replyQueue: String? = nil
             var consumer: AMQPConnection.Consumer? = nil
             if wait {

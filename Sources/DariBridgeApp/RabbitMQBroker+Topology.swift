@@ -12,6 +12,16 @@ import RabbitMQ
 /// RabbitMQ answers a passive declare of a missing queue or exchange by
 /// closing the channel (404 NOT_FOUND), and our connection has the one channel:
 /// the declare then goes on a new connection to the same node.
+extension Configuration {
+    /// The arguments a missing input queue is declared with (worker and `publish` alike).
+    var inputQueueArguments: [String: AMQPArgument] {
+        switch queueType {
+        case .quorum: return ["x-queue-type": "quorum"]
+        case .classic: return [:]
+        }
+    }
+}
+
 extension RabbitMQBroker {
     func ensureTopology(on conn: AMQPConnection, url: AMQPURL) async throws -> AMQPConnection {
         var conn = conn
@@ -32,12 +42,7 @@ extension RabbitMQBroker {
         return conn
     }
 
-    var inputQueueArguments: [String: AMQPArgument] {
-        switch config.queueType {
-        case .quorum: return ["x-queue-type": "quorum"]
-        case .classic: return [:]
-        }
-    }
+    var inputQueueArguments: [String: AMQPArgument] { config.inputQueueArguments }
 
     private func reopen(_ conn: AMQPConnection, url: AMQPURL) async throws -> AMQPConnection {
         await conn.close()

@@ -96,4 +96,23 @@ import Testing
         let body = h.dari.requests(id: "cli").first.map { String(decoding: $0.body, as: UTF8.self) }
         #expect(body == #"{"variables":{"user_response":"approved","note":"ü \"q\""}}"#)
     }
+
+    /// `publish` used to redeclare the input queue without arguments: against the worker's
+    /// quorum queue (the default type) that is 406 PRECONDITION_FAILED. Now it checks the
+    /// queue passively, as the worker does, and declares a missing one with the same type.
+    @Test(arguments: [true, false]) func publishCommandUsesTheWorkersQuorumQueue(queueExists: Bool) async throws {
+        let h = try await Harness(inputQueueArguments: ["x-queue-type": "quorum"])
+        let env = WorkerProcess.environment(for: h)
+        if !queueExists {
+            _ = try await h.observer.deleteQueue(h.config.queue)
+        }
+        // No worker yet: with queueExists false, publish itself declares the queue (quorum, the default).
+        let p = try WorkerProcess(arguments: ["publish", h.url("cli-quorum"), "--var", "ok=yes"], environment: env)
+        let status = await p.waitForExit(timeout: .seconds(30))
+        #expect(status == 0, "\(p.log)")
+        h.startWorker()
+        await h.waitForOutcomes(1)
+        await h.stop()
+        #expect(h.dari.requests(id: "cli-quorum").count == 1)
+    }
 }
