@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         // No default traits: FullFoundation would link all of Foundation (ICU) into the binary.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -41,6 +42,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -76,7 +78,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "dari-bridge-bench",
-            dependencies: ["FakeDari", "RabbitMQ", "DariBridge"]
+            dependencies: ["FakeDari", "RabbitMQ", "DariBridge", .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
         // What the test targets share: an in-memory broker, scripted Dari transports, a raw
         // recording HTTP server, a capturing log handler.
@@ -94,7 +96,12 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["DariBridgeApp", "DariBridge", "RabbitMQ", "FakeDari", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "DariBridgeApp", "DariBridge", "RabbitMQ", "FakeDari", "TestSupport",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

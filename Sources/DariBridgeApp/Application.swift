@@ -93,7 +93,12 @@ public enum Application {
             services.append(HealthServer(host: config.httpHost, port: config.httpPort, broker: broker, brokerMetrics: brokerMetrics,
                                          registry: registry, logger: logger))
         }
-        services.append(worker)  // last in, first to shut down
+        services.append(worker)
+        if config.webhook.isOn {
+            // After the worker: stops taking webhooks (and finishes the ones being
+            // stored) before the worker drains and closes the broker connection.
+            services.append(WebhookServer(settings: config.webhook, broker: broker, metrics: WebhookMetrics(factory: factory), logger: logger))
+        }
         logger.info("starting", metadata: [
             "version": "\(DariBridgeVersion.current)", "brokers": "\(config.amqpURLs.map(\.description).joined(separator: ","))", "queue": "\(config.queue)",
             "results_exchange": "\(config.resultsExchange)", "concurrency": "\(config.concurrency)", "prefetch": "\(config.effectivePrefetch)",

@@ -49,6 +49,8 @@ public struct Configuration: Sendable {
     public var logLevel = Logger.Level.info
     /// `DARI_BRIDGE_LOG_FORMAT`: plain lines (swift-log's stream handler) or one JSON object per line.
     public var logFormat = LogFormat.text
+    /// The webhook receiver (Configuration+Webhook.swift).
+    public var webhook = WebhookSettings()
 
     public init() {}
 
@@ -198,7 +200,7 @@ extension Configuration {
             }
             c.logFormat = format
         },
-    ]
+    ] + webhookSettings
 
     static func bad(_ env: String, _ flag: String, _ reason: String) -> ConfigurationError {
         ConfigurationError(message: "invalid \(env) (\(flag)): \(reason)")
@@ -263,6 +265,7 @@ extension Configuration {
             }
         }
         try config.checkBrokerSettings(given: given, environment: environment)
+        try config.checkWebhookSettings(given: given)
         if config.maxBackoffMs < config.initialBackoffMs {
             throw bad("DARI_BRIDGE_MAX_BACKOFF_MS", "--max-backoff-ms", "must be at least DARI_BRIDGE_INITIAL_BACKOFF_MS (\(config.initialBackoffMs))")
         }

@@ -39,6 +39,7 @@ extension RabbitMQBroker {
             try await conn.declareQueue(config.queue, durable: true, arguments: inputQueueArguments)
             logger.info("declared the input queue", metadata: ["queue": "\(config.queue)", "type": "\(config.queueType.rawValue)"])
         }
+        conn = try await ensureWebhookExchange(on: conn, url: url)  // RabbitMQBroker+Webhooks.swift
         return conn
     }
 

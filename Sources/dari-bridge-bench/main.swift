@@ -26,6 +26,7 @@ case "consume": try await runConsumeRole(); exit(0)
 default: break
 }
 
+if CommandLine.arguments.dropFirst().first == "webhooks" { exit(await webhookLoadMode(Array(CommandLine.arguments.dropFirst(2)))) }  // WebhookLoad.swift
 let options = parseOptions()
 if options.oversized { exit(try await oversizedMode(options)) }
 if let dir = options.callgrindDir { exit(try await callgrindMode(options, dir: dir)) }
