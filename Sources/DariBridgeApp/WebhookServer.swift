@@ -72,7 +72,7 @@ public struct WebhookServer: Service {
             }
         } catch {
             // The client went away or sent a broken body: nothing was verified.
-            return Response(status: .badRequest)
+            return response(WebhookResponse(status: 400, detail: "the request body could not be read"))
         }
         let answer = await receiver.handle(timestamps: request.headers[values: timestampHeader],
                                            signatures: request.headers[values: signatureHeader], body: body)

@@ -130,4 +130,19 @@ import Testing
         #expect(Set(WebhookRejection.allCases.map(\.rawValue)).count == WebhookRejection.allCases.count)
         for r in WebhookRejection.allCases { #expect(r.response(tolerance: 1, maxBodyBytes: 1).status >= 400) }
     }
+
+    @Test func hostileInputIsRefusedNeverACrash() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789abcdefABCDEF=sha256 \t,.-+\u{0}\u{FF}é😀".unicodeScalars).map(String.init)
+        func text(_ n: Int) -> String { (0..<n).map { _ in alphabet.randomElement(using: &rng)! }.joined() }
+        for _ in 0..<5_000 {
+            let body = (0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let ts = Bool.random(using: &rng) ? "1700000000" : text(Int.random(in: 0...20, using: &rng))
+            let sig = Bool.random(using: &rng) ? String(repeating: "a", count: 64) : text(Int.random(in: 0...80, using: &rng))
+            if case .success = verify(ts: [ts], sig: [sig], body: body) { Issue.record("accepted without the secret: \(ts) \(sig)") }
+        }
+        // Headers far longer than any real one.
+        #expect(rejection(verify(ts: [String(repeating: "9", count: 100_000)])) == .badTimestamp)
+        #expect(rejection(verify(sig: [String(repeating: "a", count: 100_000)])) == .malformedSignature)
+    }
 }
