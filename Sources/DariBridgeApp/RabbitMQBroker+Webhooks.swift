@@ -1,4 +1,7 @@
 import DariBridge
+#if canImport(Glibc)
+import Glibc
+#endif
 import RabbitMQ
 
 /// The webhook receiver's side of the worker's broker connection: the
@@ -40,27 +43,31 @@ extension RabbitMQBroker {
                                         timestamp: UInt64(clamping: max(0, webhook.timestamp)), headers: headers)
         let body = webhook.body
         let routingKey = webhook.routingKey
-        let result: WebhookPublishFailure? = await withTaskGroup(of: WebhookPublishFailure?.self) { group in
-            group.addTask {
+        // The answer must not wait past `timeout`, even when the connection's
+        // thread is itself stuck (a broker in an alarm stops reading, and an
+        // RPC on that thread then waits for its own timeout): the first of the
+        // publish and the timer answers; the loser is cancelled and left to end
+        // on its own (structured children would be awaited).
+        let result: WebhookPublishFailure? = await withCheckedContinuation { (continuation: CheckedContinuation<WebhookPublishFailure?, Never>) in
+            let answer = FirstAnswer(continuation)
+            let publishing = Task {
                 do {
                     // Mandatory: a webhook no queue takes is not stored, so it is not a 2xx.
                     try await conn.publish(exchange: exchange, routingKey: routingKey, body: body, properties: properties, mandatory: true)
-                    return nil
+                    answer.give(nil)
                 } catch let e as AMQPError where e.kind == .nacked {
-                    return .nacked
+                    answer.give(.nacked)
                 } catch let e as AMQPError where e.kind == .returned {
-                    return .unroutable
+                    answer.give(.unroutable)
                 } catch {
-                    return Task.isCancelled ? .timedOut : .lost
+                    answer.give(.lost)
                 }
             }
-            group.addTask {
+            let timer = Task {
                 try? await Task.sleep(for: timeout)
-                return .timedOut
+                if answer.give(.timedOut) { publishing.cancel() }
             }
-            let first = await group.next() ?? .lost
-            group.cancelAll()
-            return first
+            answer.onAnswer = { timer.cancel() }
         }
         if let result { throw result }
     }
@@ -71,4 +78,53 @@ package enum WebhookPublishFailure: Error, Sendable, Equatable {
     case notConnected, blocked, nacked, timedOut, lost
     /// No queue is bound for its routing key: the broker returned it (mandatory).
     case unroutable
+}
+
+/// Resumes a continuation once: the first `give` wins.
+final class FirstAnswer: @unchecked Sendable {
+    private let lock = NSLockLike()
+    private var continuation: CheckedContinuation<WebhookPublishFailure?, Never>?
+    private var done = false
+    private var _onAnswer: (@Sendable () -> Void)?
+
+    init(_ continuation: CheckedContinuation<WebhookPublishFailure?, Never>) { self.continuation = continuation }
+
+    /// Called after the answer (or at once, if it was already given).
+    var onAnswer: (@Sendable () -> Void)? {
+        get { nil }
+        set {
+            let runNow = lock.withLock { () -> Bool in
+                if done { return true }
+                _onAnswer = newValue
+                return false
+            }
+            if runNow { newValue?() }
+        }
+    }
+
+    @discardableResult
+    func give(_ value: WebhookPublishFailure?) -> Bool {
+        let (c, after) = lock.withLock { () -> (CheckedContinuation<WebhookPublishFailure?, Never>?, (@Sendable () -> Void)?) in
+            if done { return (nil, nil) }
+            done = true
+            defer { continuation = nil; _onAnswer = nil }
+            return (continuation, _onAnswer)
+        }
+        guard let c else { return false }
+        c.resume(returning: value)
+        after?()
+        return true
+    }
+}
+
+/// A pthread mutex (Synchronization's Mutex is not usable from a class's stored property across closures here).
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
+    }
 }

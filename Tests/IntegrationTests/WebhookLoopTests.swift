@@ -90,7 +90,7 @@ import Testing
         try await admin.declareQueue(serviceQueue, durable: true)
         try await admin.bindQueue(serviceQueue, exchange: settings.exchange, routingKey: "webhook.wait")
 
-        let url = try #require(ProcessInfo.processInfo.environment["DARI_BRIDGE_TEST_AMQP_URL"])
+        let url = try #require(ProcessInfo.processInfo.environment["DARI_TEST_AMQP_URL"])
         let script = try ChildProcess(script: "webhook-example.sh", environment: [
             "AMQP_URL": url, "DARI_BRIDGE_WEBHOOK_EXCHANGE": settings.exchange, "DARI_BRIDGE_QUEUE": h.config.queue,
             "SERVICE_QUEUE": serviceQueue, "SERVICE_MAX_WEBHOOKS": "1",

@@ -31,7 +31,7 @@ import Testing
             "DARI_BRIDGE_WEBHOOK_PORT": "\(port)", "DARI_BRIDGE_WEBHOOK_HOST": "127.0.0.1",
             "DARI_BRIDGE_WEBHOOK_SECRET": "old-secret, \(WebhookRig.secret)", "DARI_BRIDGE_WEBHOOK_EXCHANGE": exchange,
         ]))
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let http = HTTPClient.shared
         let body = Array(#"{"variables":{"p":1},"resume_workflow_url":"https://api.usedari.com/public/send-user-signal/p1"}"#.utf8)
         var status = 0
         let deadline = ContinuousClock.now + .seconds(30)
@@ -56,7 +56,6 @@ import Testing
         #expect(await worker.waitForExit(timeout: .seconds(30)) == 0)
         #expect(worker.log.contains("serving webhooks"))
         #expect(!worker.log.contains(WebhookRig.secret) && !worker.log.contains("old-secret"))
-        try? await http.shutdown()
         await sink.close()
         await h.stop()
     }

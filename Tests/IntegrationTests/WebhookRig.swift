@@ -63,14 +63,13 @@ final class WebhookRig: Sendable {
         self.port = port
         self.settings = settings
         self.metrics = metrics
-        http = HTTPClient(eventLoopGroupProvider: .singleton)
+        http = HTTPClient.shared  // needs no shutdown: a test that throws cannot leave one behind
     }
 
     /// Graceful shutdown, as at SIGTERM.
     func stop() async {
         await group.triggerGracefulShutdown()
         _ = try? await server.value
-        try? await http.shutdown()
     }
 
     static var now: Int64 { Int64(Date().timeIntervalSince1970) }
