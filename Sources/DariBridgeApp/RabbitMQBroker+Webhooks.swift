@@ -82,7 +82,7 @@ package enum WebhookPublishFailure: Error, Sendable, Equatable {
 
 /// Resumes a continuation once: the first `give` wins.
 final class FirstAnswer: @unchecked Sendable {
-    private let lock = NSLockLike()
+    private let lock = PthreadLock()
     private var continuation: CheckedContinuation<WebhookPublishFailure?, Never>?
     private var done = false
     private var _onAnswer: (@Sendable () -> Void)?
@@ -117,8 +117,8 @@ final class FirstAnswer: @unchecked Sendable {
     }
 }
 
-/// A pthread mutex (Synchronization's Mutex is not usable from a class's stored property across closures here).
-final class NSLockLike: @unchecked Sendable {
+/// A plain pthread mutex guarding FirstAnswer.
+final class PthreadLock: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     init() { pthread_mutex_init(&mutex, nil) }
     deinit { pthread_mutex_destroy(&mutex) }
