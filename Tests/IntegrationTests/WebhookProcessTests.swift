@@ -26,10 +26,12 @@ import Testing
         let h = try await Harness()
         let exchange = "it.proc.webhooks.\(UUID().uuidString.prefix(8))"
         let sink = try await WebhookSink(url: h.config.amqpURLs[0], exchange: exchange)
-        let port = Int.random(in: 30_000...39_000)
+        let port = Int.random(in: 30_000...34_999)
+        let probePort = Int.random(in: 35_000...39_000)
         let worker = try WorkerProcess(environment: WorkerProcess.environment(for: h, extra: [
             "DARI_BRIDGE_WEBHOOK_PORT": "\(port)", "DARI_BRIDGE_WEBHOOK_HOST": "127.0.0.1",
             "DARI_BRIDGE_WEBHOOK_SECRET": "old-secret, \(WebhookRig.secret)", "DARI_BRIDGE_WEBHOOK_EXCHANGE": exchange,
+            "DARI_BRIDGE_HTTP_PORT": "\(probePort)", "DARI_BRIDGE_HTTP_HOST": "127.0.0.1",
         ]))
         let http = HTTPClient.shared
         let body = Array(#"{"variables":{"p":1},"resume_workflow_url":"https://api.usedari.com/public/send-user-signal/p1"}"#.utf8)
@@ -52,6 +54,11 @@ import Testing
         let got = await sink.wait(for: 1)
         #expect(got.first?.body == body)
         #expect(got.first?.routingKey == "webhook.wait")
+        // The counters are on the worker's /metrics (its Prometheus registry).
+        let metrics = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(probePort)/metrics"), timeout: .seconds(10))
+        let text = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
+        #expect(text.contains("dari_bridge_webhooks_published_total 1"), "\(text)")
+        #expect(text.contains("dari_bridge_webhooks_received_total"))
         worker.signal(SIGTERM)
         #expect(await worker.waitForExit(timeout: .seconds(30)) == 0)
         #expect(worker.log.contains("serving webhooks"))
