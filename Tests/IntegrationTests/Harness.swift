@@ -56,7 +56,8 @@ final class Harness: Sendable {
             l.logLevel = .warning
             return l
         }()
-        client = DariClient(concurrency: c.concurrency, policy: c.urlPolicy)
+        let client = DariClient(concurrency: c.concurrency, policy: c.urlPolicy)
+        self.client = client
         broker = RabbitMQBroker(config: c, logger: logger)
         pipeline = ResumePipeline(
             settings: c.pipelineSettings,
@@ -65,9 +66,16 @@ final class Harness: Sendable {
 
         var options = AMQPConnection.Options()
         options.tls = c.tlsOptions
-        observer = try await AMQPConnection.connect(to: c.amqpURLs[0], options: options)
-        try await observer.declareExchange(c.resultsExchange, type: "topic", durable: true)
-        try await observer.declareQueue(c.queue, durable: true, arguments: inputQueueArguments)
+        // An HTTPClient that is not shut down traps in its deinit (AsyncHTTPClient): a broker
+        // that cannot be reached must fail this test, not crash the whole test process.
+        do {
+            observer = try await AMQPConnection.connect(to: c.amqpURLs[0], options: options)
+            try await Self.prepare(observer, c, inputQueueArguments)
+        } catch {
+            try? await client.shutdown()
+            try? await dari.shutdown()
+            throw error
+        }
         resultsQueue = try await observer.declareQueue("", durable: false, exclusive: true, autoDelete: true).name
         try await observer.bindQueue(resultsQueue, exchange: c.resultsExchange, routingKey: "#")
         publisher = try await AMQPConnection.connect(to: c.amqpURLs[0], options: options)
@@ -83,6 +91,11 @@ final class Harness: Sendable {
             } catch {}
         }
         tasks.withLock { $0.append(sink) }
+    }
+
+    private static func prepare(_ observer: AMQPConnection, _ c: Configuration, _ inputQueueArguments: [String: AMQPArgument]) async throws {
+        try await observer.declareExchange(c.resultsExchange, type: "topic", durable: true)
+        try await observer.declareQueue(c.queue, durable: true, arguments: inputQueueArguments)
     }
 
     var dariURL: String { "http://127.0.0.1:\(dari.port)/public/send-user-signal" }
