@@ -48,6 +48,7 @@ let package = Package(
         .target(
             name: "DariBridgeApp",
             dependencies: [
+                "CMallocTuning",
                 "DariBridge", "RabbitMQ",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
