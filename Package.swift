@@ -48,7 +48,6 @@ let package = Package(
         .target(
             name: "DariBridgeApp",
             dependencies: [
-                "CMallocTuning",
                 "DariBridge", "RabbitMQ",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

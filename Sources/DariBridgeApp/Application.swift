@@ -94,7 +94,6 @@ public enum Application {
                                          registry: registry, logger: logger))
         }
         services.append(worker)
-        services.append(StartupPageOut(broker: broker, logger: logger))
         if config.webhook.isOn {
             // After the worker: stops taking webhooks (and finishes the ones being
             // stored) before the worker drains and closes the broker connection.
