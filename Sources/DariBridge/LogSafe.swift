@@ -4,6 +4,13 @@
 public enum LogSafe {
     public static let maxBytes = 200
 
+    /// A value escaped with `text` when it is rendered (a log line written), not before.
+    public struct Deferred: CustomStringConvertible, Sendable {
+        public let raw: String
+        public init(_ raw: String) { self.raw = raw }
+        public var description: String { LogSafe.text(raw) }
+    }
+
     public static func text(_ value: String, maxBytes: Int = LogSafe.maxBytes) -> String {
         var out = ""
         out.reserveCapacity(min(value.utf8.count, maxBytes) + 8)

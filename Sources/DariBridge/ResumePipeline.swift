@@ -90,8 +90,9 @@ public final class ResumePipeline: Sendable {
         metrics.messageStarted()
         defer { metrics.messageEnded() }
         var log = logger
-        if let id = message.messageId { log[metadataKey: "message_id"] = "\(LogSafe.text(id))" }
-        if let id = message.correlationId { log[metadataKey: "correlation_id"] = "\(LogSafe.text(id))" }
+        // Escaped only when a line is written: most messages log nothing at the default level.
+        if let id = message.messageId { log[metadataKey: "message_id"] = .stringConvertible(LogSafe.Deferred(id)) }
+        if let id = message.correlationId { log[metadataKey: "correlation_id"] = .stringConvertible(LogSafe.Deferred(id)) }
 
         let outcome: Outcome
         if message.bodyDiscarded || message.bodySize > settings.maxMessageBytes {
