@@ -38,4 +38,19 @@ struct FootprintTests {
         }
         #expect(checked > 20)
     }
+
+    /// What the module check above cannot see: a dependency that imports full Foundation
+    /// (swift-crypto 3.x did; 4.x imports FoundationEssentials) links it into the worker all
+    /// the same. The built executable must not need libFoundation or its
+    /// internationalization library (their names would be in its dynamic string table).
+    @Test func theWorkerExecutableDoesNotLinkFullFoundation() throws {
+        let root = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = ProcessInfo.processInfo.environment["DARI_TEST_BINARY"] ?? root.appendingPathComponent(".build/debug/dari-bridge").path
+        let binary = try #require(FileManager.default.contents(atPath: path), "\(path) is missing: run `swift build` first (scripts/test.sh does)")
+        #expect(binary.range(of: Data("libFoundationEssentials.so".utf8)) != nil, "the check reads the right table")
+        for heavy in ["libFoundation.so", "libFoundationInternationalization.so", "lib_FoundationICU.so"] {
+            #expect(binary.range(of: Data(heavy.utf8)) == nil, "\(path) links \(heavy)")
+        }
+    }
 }
