@@ -41,7 +41,7 @@ for target in decoder urlpolicy amqpurl retryafter; do
   for f in "${files[@]}"; do [ "$f" -nt "$binary" ] && stale=1; done
   if [ $stale = 1 ]; then
     echo "fuzz.sh: building $target" >&2
-    if ! swiftc -sanitize=fuzzer -parse-as-library -O -module-name "Fuzz_$target" "${files[@]}" -o "$binary"; then
+    if ! swiftc -sanitize=fuzzer -parse-as-library -O -package-name dari_bridge -module-name "Fuzz_$target" "${files[@]}" -o "$binary"; then
       failed+=("$target (build)")
       continue
     fi
