@@ -1,3 +1,4 @@
+import TestSupport
 import DariBridge
 import DariBridgeApp
 import FakeDari
@@ -116,36 +117,24 @@ import Testing
     }
 }
 
-/// A project script as a child process, its output captured to a file.
-final class ChildProcess: @unchecked Sendable {
-    let process = Process()
+/// A project script as a child process, its output captured to a file (SpawnedProcess:
+/// not Foundation's Process, whose waitUntilExit was seen to spin forever on a missed exit).
+final class ChildProcess: Sendable {
+    let process: SpawnedProcess
     let logURL: URL
 
     init(script: String, environment: [String: String]) throws {
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("\(script)-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [FaultBroker.root.appendingPathComponent("scripts/\(script)").path]
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
-        process.environment = env
-        let log = try FileHandle(forWritingTo: logURL)
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process = try SpawnedProcess(executable: "/bin/bash", arguments: [FaultBroker.root.appendingPathComponent("scripts/\(script)").path],
+                                     environment: env, outputPath: logURL.path)
     }
 
     var output: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
     func waitForExit(timeout: Duration) async -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            return nil
-        }
-        return process.terminationStatus
+        await process.waitForExit(timeout: timeout)
     }
 }

@@ -1,10 +1,11 @@
 import Foundation
+import TestSupport
 
 /// The built `dari-bridge` executable run as a child process (scripts/test.sh
 /// builds it before the tests), for what only a real process shows: signals,
 /// exit codes, a crash.
 final class WorkerProcess: @unchecked Sendable {
-    let process = Process()
+    let process: SpawnedProcess
     let logURL: URL
 
     static var binary: URL {
@@ -20,15 +21,9 @@ final class WorkerProcess: @unchecked Sendable {
         }
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("dari-bridge-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        process.executableURL = Self.binary
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
-        process.environment = env
-        let log = try FileHandle(forWritingTo: logURL)
-        process.standardError = log
-        process.standardOutput = log
-        try process.run()
+        process = try SpawnedProcess(executable: Self.binary.path, arguments: arguments, environment: env, outputPath: logURL.path)
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -63,16 +58,7 @@ final class WorkerProcess: @unchecked Sendable {
 
     /// Waits for the exit; nil if it did not exit in time (then it is killed).
     func waitForExit(timeout: Duration) async -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        if process.isRunning {
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-            return nil
-        }
-        return process.terminationStatus
+        await process.waitForExit(timeout: timeout)
     }
 
     static func environment(for h: Harness, extra: [String: String] = [:]) -> [String: String] {
