@@ -95,7 +95,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"]),
+        .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "DariBridgeApp", "DariBridge", "RabbitMQ", "FakeDari", "TestSupport",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,5 +1,6 @@
 import Foundation
 import RabbitMQ
+import TestSupport
 
 /// The two TLS-only RabbitMQ nodes of scripts/tls.sh (port P = 
 /// DARI_TEST_TLS_RABBIT_PORT, default 5691: client certificate optional;
@@ -34,28 +35,15 @@ enum TLSNodes {
         return try AMQPURL(parsing: "amqps://guest:guest@\(host):\(port ?? self.port)/%2F\(query.isEmpty ? "" : "?" + query)")
     }
 
-    /// posix_spawn + waitpid on that one pid (as the fault tests do: Process
-    /// was seen to hang when the script leaves a broker running).
+    /// On SpawnedProcess (posix_spawn + waitpid on that one pid: Process was seen
+    /// to hang when the script leaves a broker running).
     static func spawn(_ argv: [String]) throws -> (status: Int32, output: String) {
-        let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("tls-sh-\(UUID().uuidString.prefix(8)).out").path
         var env = ProcessInfo.processInfo.environment
         env["DARI_TEST_TLS_RABBIT_PORT"] = "\(port)"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var pid: pid_t = 0
-        let cArgv = argv.map { strdup($0) } + [nil]
-        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { cArgv.forEach { free($0) }; cEnv.forEach { free($0) } }
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgv, cEnv)
-        guard rc == 0 else { throw TestBroker.SetupError(reason: "posix_spawn failed: \(rc)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        try? FileManager.default.removeItem(atPath: outPath)
-        return (status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
+        do {
+            return try SpawnedProcess.run(argv, environment: env)
+        } catch {
+            throw TestBroker.SetupError(reason: "\(error)")
+        }
     }
 }

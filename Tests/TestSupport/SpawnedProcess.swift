@@ -58,6 +58,28 @@ package final class SpawnedProcess: Sendable {
 
     package func signal(_ sig: Int32) { if isRunning { kill(processIdentifier, sig) } }
 
+    /// Blocks until the child exits: its exit code, or 128 + the signal number (as a shell says).
+    package func waitUntilExit() -> Int32 {
+        let s: Int32 = reaped.withLock { status in
+            if let status { return status }
+            var s: Int32 = 0
+            while waitpid(processIdentifier, &s, 0) < 0 && errno == EINTR {}
+            status = s
+            return s
+        }
+        return s & 0x7f == 0 ? (s >> 8) & 0xff : 128 + (s & 0x7f)
+    }
+
+    /// Runs `argv` to its end: the exit status (as `waitUntilExit`) and what it wrote
+    /// (stdout and stderr together).
+    package static func run(_ argv: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
+        let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("spawned-\(UUID().uuidString.prefix(8)).out").path
+        defer { try? FileManager.default.removeItem(atPath: outPath) }
+        let child = try SpawnedProcess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, outputPath: outPath)
+        let status = child.waitUntilExit()
+        return (status, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")
+    }
+
     /// Waits for the exit; nil if it did not exit in time (then it is killed and reaped).
     package func waitForExit(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
