@@ -3,8 +3,8 @@
 /// would write differs from the approved bytes, or the address connected to is
 /// private while the policy does not allow that). No request byte was written;
 /// the message gets `url_not_allowed`, never a retry.
-public struct DariRequestRefused: Error, Sendable, Equatable, CustomStringConvertible {
-    public var reason: String
-    public init(reason: String) { self.reason = reason }
-    public var description: String { reason }
+package struct DariRequestRefused: Error, Sendable, Equatable, CustomStringConvertible {
+    package var reason: String
+    package init(reason: String) { self.reason = reason }
+    package var description: String { reason }
 }

@@ -4,7 +4,7 @@
 /// IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`) are judged by that address.
 extension IPAddress {
     /// nil for a public unicast address, else the name of the range it falls in.
-    public var nonPublicRange: String? {
+    package var nonPublicRange: String? {
         switch self {
         case .v4(let a):
             return Self.v4Range(a)

@@ -4,11 +4,11 @@
 /// leading zeros; IPv6 as 8 groups of 1-4 hex digits, one `::` standing for at least
 /// one zero group, an optional trailing dotted quad; no zone id, no brackets.
 /// Pure and allocation-light: also used on every new connection (`channel.remoteAddress`).
-public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
+package enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     case v4(UInt32)
     case v6(UInt64, UInt64)
 
-    public init?(parsing text: some StringProtocol) {
+    package init?(parsing text: some StringProtocol) {
         let bytes = Array(text.utf8)
         if !bytes.contains(UInt8(ascii: ":")) {
             guard let v4 = Self.parseV4(bytes[...]) else { return nil }
@@ -21,12 +21,12 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`) becomes the IPv4 address it carries: the form
     /// in which a connected address is compared with the allow-list's literals.
-    public var normalised: IPAddress {
+    package var normalised: IPAddress {
         if case .v6(0, let lo) = self, lo >> 32 == 0xFFFF { return .v4(UInt32(truncatingIfNeeded: lo)) }
         return self
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .v4(let a):
             return "\(a >> 24).\((a >> 16) & 0xFF).\((a >> 8) & 0xFF).\(a & 0xFF)"

@@ -3,39 +3,39 @@
 // unchanged (numbers keep every digit, strings keep their escapes).
 
 /// The type of a JSON value.
-public enum JSONValueKind: String, Sendable, Equatable {
+package enum JSONValueKind: String, Sendable, Equatable {
     case string, number, object, array, bool, null
 }
 
 /// Why a byte sequence is not acceptable JSON. `offset` is an absolute index into the scanned bytes.
-public struct JSONScanError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable { case syntax, invalidUTF8, tooDeep }
-    public var kind: Kind
-    public var offset: Int
-    public var reason: String
-    public var description: String { "invalid JSON at byte \(offset): \(reason)" }
+package struct JSONScanError: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Kind: Sendable, Equatable { case syntax, invalidUTF8, tooDeep }
+    package var kind: Kind
+    package var offset: Int
+    package var reason: String
+    package var description: String { "invalid JSON at byte \(offset): \(reason)" }
 }
 
 /// One member of a top-level object: its decoded key and where its raw value is.
-public struct JSONMember: Sendable, Equatable {
-    public var key: String
-    public var valueRange: Range<Int>
-    public var kind: JSONValueKind
+package struct JSONMember: Sendable, Equatable {
+    package var key: String
+    package var valueRange: Range<Int>
+    package var kind: JSONValueKind
 }
 
 /// The result of scanning a document: the top-level value, and its members when it is an object
 /// (in document order, duplicates included).
-public struct JSONDocument: Sendable, Equatable {
-    public var kind: JSONValueKind
-    public var valueRange: Range<Int>
-    public var members: [JSONMember]
+package struct JSONDocument: Sendable, Equatable {
+    package var kind: JSONValueKind
+    package var valueRange: Range<Int>
+    package var members: [JSONMember]
 }
 
-public enum JSONScanner {
-    public static let defaultMaxDepth = 64
+package enum JSONScanner {
+    package static let defaultMaxDepth = 64
 
     /// Validates `bytes[range]` (default: all of it) as one JSON document; only whitespace may surround the value.
-    public static func scan(
+    package static func scan(
         _ bytes: [UInt8], in range: Range<Int>? = nil, maxDepth: Int = defaultMaxDepth
     ) throws(JSONScanError) -> JSONDocument {
         try bytes.withUnsafeBytes { buf in
@@ -44,7 +44,7 @@ public enum JSONScanner {
     }
 
     /// Validates `buffer[range]` (default: all of it) as one JSON document.
-    public static func scan(
+    package static func scan(
         _ buffer: UnsafeRawBufferPointer, in range: Range<Int>? = nil, maxDepth: Int = defaultMaxDepth
     ) throws(JSONScanError) -> JSONDocument {
         let r = range ?? 0..<buffer.count
@@ -66,17 +66,17 @@ public enum JSONScanner {
         return JSONDocument(kind: kind, valueRange: start..<valueEnd, members: members)
     }
 
-    public static func isValid(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) -> Bool {
+    package static func isValid(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) -> Bool {
         (try? scan(bytes, maxDepth: maxDepth)) != nil
     }
 
-    public static func isValid(_ buffer: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth) -> Bool {
+    package static func isValid(_ buffer: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth) -> Bool {
         (try? scan(buffer, maxDepth: maxDepth)) != nil
     }
 
     /// Decodes the JSON string literal at `bytes[range]` (quotes included; default: all of `bytes`),
     /// resolving escapes incl. surrogate pairs. A lone surrogate escape becomes U+FFFD.
-    public static func decodeString(_ bytes: [UInt8], literal range: Range<Int>? = nil) throws(JSONScanError) -> String {
+    package static func decodeString(_ bytes: [UInt8], literal range: Range<Int>? = nil) throws(JSONScanError) -> String {
         try bytes.withUnsafeBytes { buf in Result { () throws(JSONScanError) -> String in
             let r = range ?? 0..<buf.count
             precondition(r.lowerBound >= 0 && r.upperBound <= buf.count, "range out of bounds")
@@ -89,7 +89,7 @@ public enum JSONScanner {
     }
 
     /// The offset of the first byte that does not start a valid UTF-8 sequence, or nil if all of it is valid.
-    public static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
+    package static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
         bytes.withUnsafeBytes { buf -> Int? in
             var i = 0
             while i < buf.count {

@@ -1,17 +1,17 @@
 /// Values from a message (ids, reply_to, reasons that quote them) as they may
 /// appear in a log line: control characters, backslashes and non-ASCII escaped
 /// (a newline in a `reply_to` cannot start a forged line), length capped.
-public enum LogSafe {
-    public static let maxBytes = 200
+package enum LogSafe {
+    package static let maxBytes = 200
 
     /// A value escaped with `text` when it is rendered (a log line written), not before.
-    public struct Deferred: CustomStringConvertible, Sendable {
-        public let raw: String
-        public init(_ raw: String) { self.raw = raw }
-        public var description: String { LogSafe.text(raw) }
+    package struct Deferred: CustomStringConvertible, Sendable {
+        package let raw: String
+        package init(_ raw: String) { self.raw = raw }
+        package var description: String { LogSafe.text(raw) }
     }
 
-    public static func text(_ value: String, maxBytes: Int = LogSafe.maxBytes) -> String {
+    package static func text(_ value: String, maxBytes: Int = LogSafe.maxBytes) -> String {
         var out = ""
         out.reserveCapacity(min(value.utf8.count, maxBytes) + 8)
         var count = 0

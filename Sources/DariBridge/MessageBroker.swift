@@ -1,28 +1,28 @@
 /// A message as the pipeline sees it, whatever broker delivered it. Every
 /// field comes from whoever published the message: untrusted.
-public struct InboundMessage: Sendable {
-    public var body: [UInt8]
+package struct InboundMessage: Sendable {
+    package var body: [UInt8]
     /// The size the broker announced. Over the broker adapter's limit the body
     /// was dropped while it was read (`bodyDiscarded`, `body` empty).
-    public var bodySize: Int
-    public var bodyDiscarded: Bool
-    public var messageId: String?
-    public var correlationId: String?
-    public var replyTo: String?
+    package var bodySize: Int
+    package var bodyDiscarded: Bool
+    package var messageId: String?
+    package var correlationId: String?
+    package var replyTo: String?
     /// The headers that have a text form: strings (valid UTF-8) and integers
     /// (in decimal). Headers of other types are not in here.
-    public var headers: [String: String]
-    public var redelivered: Bool
+    package var headers: [String: String]
+    package var redelivered: Bool
     /// Opaque to the pipeline: identifies the delivery for ack (tag + channel incarnation).
-    public var token: DeliveryToken
+    package var token: DeliveryToken
     /// Opaque to the pipeline: what the broker adapter keeps of the delivery
     /// (e.g. the original header table, passed on to a delay queue as it was).
-    public var brokerContext: (any Sendable)?
+    package var brokerContext: (any Sendable)?
     /// When the delivery reached this process: a wait for a free slot counts
     /// against the hold bound (`DARI_BRIDGE_MAX_HOLD_MS`).
-    public var arrivedAt: ContinuousClock.Instant
+    package var arrivedAt: ContinuousClock.Instant
 
-    public init(body: [UInt8], messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil,
+    package init(body: [UInt8], messageId: String? = nil, correlationId: String? = nil, replyTo: String? = nil,
                 headers: [String: String] = [:], redelivered: Bool = false, token: DeliveryToken,
                 bodySize: Int? = nil, bodyDiscarded: Bool = false, brokerContext: (any Sendable)? = nil,
                 arrivedAt: ContinuousClock.Instant = .now) {
@@ -41,32 +41,32 @@ public struct InboundMessage: Sendable {
 }
 
 /// The header that carries the attempts already made through delay queues.
-public let attemptsHeader = "x-dari-attempts"
+package let attemptsHeader = "x-dari-attempts"
 /// Set by quorum queues on a redelivery: how often the message was returned before.
-public let deliveryCountHeader = "x-delivery-count"
+package let deliveryCountHeader = "x-delivery-count"
 
-public struct DeliveryToken: Sendable, Hashable {
-    public var tag: UInt64
-    public var incarnation: UInt64
-    public init(tag: UInt64, incarnation: UInt64) {
+package struct DeliveryToken: Sendable, Hashable {
+    package var tag: UInt64
+    package var incarnation: UInt64
+    package init(tag: UInt64, incarnation: UInt64) {
         self.tag = tag
         self.incarnation = incarnation
     }
 }
 
-public struct OutgoingMessage: Sendable, Equatable {
-    public var exchange: String
-    public var routingKey: String
-    public var body: [UInt8]
-    public var messageId: String
-    public var correlationId: String?
-    public var contentType: String = "application/json"
-    public var persistent: Bool = true
-    public var mandatory: Bool = false
+package struct OutgoingMessage: Sendable, Equatable {
+    package var exchange: String
+    package var routingKey: String
+    package var body: [UInt8]
+    package var messageId: String
+    package var correlationId: String?
+    package var contentType: String = "application/json"
+    package var persistent: Bool = true
+    package var mandatory: Bool = false
     /// Text headers: the trace context (`traceparent`, `tracestate`).
-    public var headers: [String: String] = [:]
+    package var headers: [String: String] = [:]
 
-    public init(exchange: String, routingKey: String, body: [UInt8], messageId: String, correlationId: String?, mandatory: Bool = false) {
+    package init(exchange: String, routingKey: String, body: [UInt8], messageId: String, correlationId: String?, mandatory: Bool = false) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.body = body
@@ -76,7 +76,7 @@ public struct OutgoingMessage: Sendable, Equatable {
     }
 }
 
-public enum PublishFailure: Error, Sendable, Equatable {
+package enum PublishFailure: Error, Sendable, Equatable {
     /// A mandatory message could not be routed (e.g. the reply_to queue does not exist).
     case unroutable(String)
     /// Anything else: nacked, connection lost, not connected. Worth retrying.
@@ -85,7 +85,7 @@ public enum PublishFailure: Error, Sendable, Equatable {
 
 /// What the pipeline needs from a broker. The RabbitMQ adapter lives in
 /// DariBridgeApp; tests use an in-memory one.
-public protocol MessageBroker: Sendable {
+package protocol MessageBroker: Sendable {
     /// Returns once the broker confirmed the (persistent) message.
     func publish(_ message: OutgoingMessage) async throws(PublishFailure)
     /// Moves a message to a delay queue that dead-letters it back to the input

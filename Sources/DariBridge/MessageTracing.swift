@@ -10,7 +10,7 @@ import Tracing
 /// the HTTP request and on the outcome. Without one, a well-formed incoming
 /// `traceparent` (and its `tracestate`) is passed on unchanged to Dari and onto
 /// the outcome, and no span is made (no task-local binding, no allocation).
-public typealias TraceHeaders = [String: String]
+package typealias TraceHeaders = [String: String]
 
 struct TraceHeadersExtractor: Extractor {
     func extract(key: String, from carrier: TraceHeaders) -> String? { carrier[key] }

@@ -5,10 +5,10 @@ import Foundation
 #endif
 
 /// What happened to one resume request; published as JSON with routing key `routingKey`.
-public struct Outcome: Sendable, Equatable {
-    public enum Status: String, Sendable { case succeeded, failed }
+package struct Outcome: Sendable, Equatable {
+    package enum Status: String, Sendable { case succeeded, failed }
 
-    public enum ErrorKind: String, Sendable {
+    package enum ErrorKind: String, Sendable {
         case invalidMessage = "invalid_message"
         case urlNotAllowed = "url_not_allowed"
         case dariError = "dari_error"
@@ -16,20 +16,20 @@ public struct Outcome: Sendable, Equatable {
         case deliveryLimit = "delivery_limit"
     }
 
-    public var status: Status
-    public var resumeURL: String?
-    public var messageId: String?
-    public var correlationId: String?
-    public var attempts: Int
-    public var httpStatus: Int?
+    package var status: Status
+    package var resumeURL: String?
+    package var messageId: String?
+    package var correlationId: String?
+    package var attempts: Int
+    package var httpStatus: Int?
     /// Dari's raw JSON body (already validated), spliced unchanged into `response`.
-    public var responseJSON: [UInt8]?
-    public var error: ErrorKind?
-    public var detail: String?
-    public var receivedAt: Date
-    public var completedAt: Date
+    package var responseJSON: [UInt8]?
+    package var error: ErrorKind?
+    package var detail: String?
+    package var receivedAt: Date
+    package var completedAt: Date
 
-    public init(
+    package init(
         status: Status,
         resumeURL: String? = nil,
         messageId: String? = nil,
@@ -55,12 +55,12 @@ public struct Outcome: Sendable, Equatable {
         self.completedAt = completedAt
     }
 
-    public var routingKey: String { status == .succeeded ? "resume.succeeded" : "resume.failed" }
+    package var routingKey: String { status == .succeeded ? "resume.succeeded" : "resume.failed" }
 
     /// The outcome as a JSON object with keys in this order: status, resume_workflow_url, message_id,
     /// correlation_id, attempts, http_status, response, error, detail, received_at, completed_at.
     /// Absent optionals (and an empty `responseJSON`) are written as `null`.
-    public func encode() -> [UInt8] {
+    package func encode() -> [UInt8] {
         var w = JSONWriter(capacity: 256 + (responseJSON?.count ?? 0) + (detail?.utf8.count ?? 0))
         w.raw("{\"status\":")
         w.string(status.rawValue)
@@ -90,12 +90,12 @@ public struct Outcome: Sendable, Equatable {
 }
 
 /// Extracts a human-readable error detail from a Dari error response body.
-public enum DariErrorBody {
+package enum DariErrorBody {
     /// Dari's `detail` verbatim (a string as-is; a non-string detail, e.g. FastAPI's validation array,
     /// as its raw JSON text), else `error`, else `message` (same rule), else "Dari request failed with status N".
     /// Non-JSON or empty body -> the fallback. A field that is `null` or an empty string counts as absent;
     /// for a duplicated key the first occurrence wins.
-    public static func detail(fromBody body: [UInt8], status: Int) -> String {
+    package static func detail(fromBody body: [UInt8], status: Int) -> String {
         let fallback = "Dari request failed with status \(status)"
         guard !body.isEmpty, let doc = try? JSONScanner.scan(body), doc.kind == .object else { return fallback }
         for name in ["detail", "error", "message"] {

@@ -5,37 +5,37 @@ import Synchronization
 /// here, from the injected `MetricsFactory` (the executable passes swift-prometheus's;
 /// tests pass their own; the default is no-op). Names are contract v2's; labels
 /// take a handful of fixed values only (never a URL, an id or a status code).
-public final class PipelineMetrics: Sendable {
+package final class PipelineMetrics: Sendable {
     /// Buckets of both duration histograms: Dari answers in tens to hundreds of
     /// milliseconds; a message with retries and `Retry-After` can take up to the
     /// hold bound (default 600 s, beyond the last bucket: only in +Inf).
-    public static let durationBuckets: [Duration] = [
+    package static let durationBuckets: [Duration] = [
         .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
         .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
         .seconds(10), .seconds(30),
     ]
 
-    public enum Name {
-        public static let messages = "dari_bridge_messages_total"
-        public static let received = "dari_bridge_deliveries_received_total"
-        public static let httpAttempts = "dari_bridge_http_attempts_total"
-        public static let httpRequests = "dari_bridge_http_requests_total"
-        public static let httpRequestDuration = "dari_bridge_http_request_duration_seconds"
-        public static let messageDuration = "dari_bridge_message_duration_seconds"
-        public static let republishedFromMemory = "dari_bridge_outcomes_republished_from_memory_total"
-        public static let deferred = "dari_bridge_deferred_to_delay_queue_total"
-        public static let publishRetries = "dari_bridge_publish_retries_total"
-        public static let inFlight = "dari_bridge_in_flight"
-        public static let requeued = "dari_bridge_deliveries_requeued_total"
-        public static let replyToRefused = "dari_bridge_reply_to_refused_total"
+    package enum Name {
+        package static let messages = "dari_bridge_messages_total"
+        package static let received = "dari_bridge_deliveries_received_total"
+        package static let httpAttempts = "dari_bridge_http_attempts_total"
+        package static let httpRequests = "dari_bridge_http_requests_total"
+        package static let httpRequestDuration = "dari_bridge_http_request_duration_seconds"
+        package static let messageDuration = "dari_bridge_message_duration_seconds"
+        package static let republishedFromMemory = "dari_bridge_outcomes_republished_from_memory_total"
+        package static let deferred = "dari_bridge_deferred_to_delay_queue_total"
+        package static let publishRetries = "dari_bridge_publish_retries_total"
+        package static let inFlight = "dari_bridge_in_flight"
+        package static let requeued = "dari_bridge_deliveries_requeued_total"
+        package static let replyToRefused = "dari_bridge_reply_to_refused_total"
     }
 
     /// The `status_class` label of `dari_bridge_http_requests_total`.
-    public enum StatusClass: String, Sendable, CaseIterable {
+    package enum StatusClass: String, Sendable, CaseIterable {
         case c2xx = "2xx", c3xx = "3xx", c4xx = "4xx", c5xx = "5xx"
         /// No HTTP status: the connection failed, timed out, or the status was outside 200-599.
         case error
-        public init(status: Int?) {
+        package init(status: Int?) {
             switch status {
             case .some(200..<300): self = .c2xx
             case .some(300..<400): self = .c3xx
@@ -80,12 +80,12 @@ public final class PipelineMetrics: Sendable {
     package let messageDuration: CoreMetrics.Timer
 
     /// Process state the worker reads for its own logs (not exported).
-    public let inFlightNow = Atomic<Int>(0)
-    public let receivedNow = Atomic<Int>(0)
+    package let inFlightNow = Atomic<Int>(0)
+    package let receivedNow = Atomic<Int>(0)
     /// Messages given up before their outcome was confirmed (shutdown past the drain deadline): left unacked.
-    public let abandoned = Atomic<Int>(0)
+    package let abandoned = Atomic<Int>(0)
 
-    public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+    package init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
         self.factory = factory
         func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
             Counter(label: label, dimensions: dimensions, factory: factory)

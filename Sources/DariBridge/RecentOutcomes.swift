@@ -23,12 +23,12 @@ import Synchronization
 /// `capacity` entries are live. Storing a live entry again (a deferral followed by
 /// an outcome, a redelivery) updates it in its slot, with a new time for the TTL,
 /// and does not use a slot; an expired entry stored again takes a new slot.
-public final class RecentOutcomes: Sendable {
-    public let capacity: Int
-    public let ttl: Duration
+package final class RecentOutcomes: Sendable {
+    package let capacity: Int
+    package let ttl: Duration
 
     /// What is kept of an outcome (or of a hand-off to a delay queue).
-    public struct Remembered: Sendable, Equatable {
+    package struct Remembered: Sendable, Equatable {
         /// nil: the message was handed to a delay queue (a delayed copy carries it on).
         var status: Outcome.Status?
         var error: Outcome.ErrorKind?
@@ -39,7 +39,7 @@ public final class RecentOutcomes: Sendable {
         var receivedAt: Date
         var completedAt: Date
 
-        public init(_ outcome: Outcome) {
+        package init(_ outcome: Outcome) {
             status = outcome.status
             error = outcome.error
             attempts = Int32(clamping: outcome.attempts)
@@ -60,7 +60,7 @@ public final class RecentOutcomes: Sendable {
 
         /// The remembered outcome, for the message being handled now (a redelivery carries
         /// the same URL, message id and correlation id as the original).
-        public func outcome(resumeURL: String?, messageId: String?, correlationId: String?) -> Outcome? {
+        package func outcome(resumeURL: String?, messageId: String?, correlationId: String?) -> Outcome? {
             guard let status else { return nil }
             return Outcome(status: status, resumeURL: resumeURL, messageId: messageId, correlationId: correlationId,
                            attempts: Int(attempts), httpStatus: httpStatus < 0 ? nil : Int(httpStatus),
@@ -93,14 +93,14 @@ public final class RecentOutcomes: Sendable {
     }
     private let state = Mutex(State())
 
-    public init(capacity: Int = 10_000, ttl: Duration = .seconds(600)) {
+    package init(capacity: Int = 10_000, ttl: Duration = .seconds(600)) {
         precondition(capacity > 0 && capacity < Int(Int32.max))
         self.capacity = capacity
         self.ttl = ttl
     }
 
     /// `message_id` when the publisher set one, else a hash of URL and variables.
-    public static func identity(messageId: String?, request: ResumeRequest) -> String {
+    package static func identity(messageId: String?, request: ResumeRequest) -> String {
         if let messageId, !messageId.isEmpty { return "id:" + messageId }
         var h1: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64, two different seeds
         var h2: UInt64 = 0x8422_2325_cbf2_9ce4
@@ -110,7 +110,7 @@ public final class RecentOutcomes: Sendable {
         return "h:\(String(h1, radix: 16))\(String(h2, radix: 16)):\(request.variablesJSON.count)"
     }
 
-    public func remember(_ outcome: Outcome, for key: String, now: ContinuousClock.Instant = .now) {
+    package func remember(_ outcome: Outcome, for key: String, now: ContinuousClock.Instant = .now) {
         store(Remembered(outcome), for: key, now: now)
     }
 
@@ -120,23 +120,23 @@ public final class RecentOutcomes: Sendable {
     /// prior attempts was handed to a delay queue (confirmed). Only a
     /// redelivery of that same delivery may be acked on the strength of it:
     /// the delayed copy carries a higher attempts count and must be handled.
-    public func rememberDeferred(_ key: String, handedOffAttempts: Int = 0, now: ContinuousClock.Instant = .now) {
+    package func rememberDeferred(_ key: String, handedOffAttempts: Int = 0, now: ContinuousClock.Instant = .now) {
         store(.deferred(handedOffAttempts: handedOffAttempts), for: key, now: now)
     }
 
     /// When the latest thing remembered for `key` is a hand-off to a delay
     /// queue: the prior attempts of the delivery that was handed off.
-    public func deferredFrom(_ key: String, now: ContinuousClock.Instant = .now) -> Int? {
+    package func deferredFrom(_ key: String, now: ContinuousClock.Instant = .now) -> Int? {
         live(Digest(key), now: now).flatMap { $0.status == nil ? Int($0.attempts) : nil }
     }
 
     /// Whether the latest thing remembered for `key` is a hand-off to a delay queue.
-    public func wasDeferred(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
+    package func wasDeferred(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
         deferredFrom(key, now: now) != nil
     }
 
     /// The latest outcome remembered for `key` (nil when none, expired, or a hand-off to a delay queue).
-    public func lookup(_ key: String, now: ContinuousClock.Instant = .now) -> Remembered? {
+    package func lookup(_ key: String, now: ContinuousClock.Instant = .now) -> Remembered? {
         live(Digest(key), now: now).flatMap { $0.status == nil ? nil : $0 }
     }
 
@@ -173,5 +173,5 @@ public final class RecentOutcomes: Sendable {
         }
     }
 
-    public var count: Int { state.withLock { $0.index.count } }
+    package var count: Int { state.withLock { $0.index.count } }
 }

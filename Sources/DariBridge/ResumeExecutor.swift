@@ -8,9 +8,9 @@ import Tracing
 /// Sends one resume request to Dari with retries: the classification and
 /// backoff of the contract, `Retry-After` first. Time and randomness are
 /// injected so tests never sleep through a backoff.
-public struct ResumeExecutor: Sendable {
-    public struct Result: Sendable, Equatable {
-        public enum Kind: Sendable, Equatable {
+package struct ResumeExecutor: Sendable {
+    package struct Result: Sendable, Equatable {
+        package enum Kind: Sendable, Equatable {
             case succeeded
             case dariError       // a final non-2xx status
             case retriesExhausted
@@ -21,32 +21,32 @@ public struct ResumeExecutor: Sendable {
             /// a delay queue; `attempts` travel with it.
             case deferred(Duration)
         }
-        public var kind: Kind
-        public var attempts: Int
-        public var httpStatus: Int?
-        public var responseJSON: [UInt8]?
-        public var detail: String?
+        package var kind: Kind
+        package var attempts: Int
+        package var httpStatus: Int?
+        package var responseJSON: [UInt8]?
+        package var detail: String?
     }
 
-    public var transport: any DariTransport
-    public var policy: RetryPolicy
-    public var requestTimeout: Duration
+    package var transport: any DariTransport
+    package var policy: RetryPolicy
+    package var requestTimeout: Duration
     /// A single retry wait longer than this is not held in memory (the delivery
     /// stays unacked meanwhile): the message goes to a delay queue instead.
-    public var maxInMemoryWait: Duration = .seconds(30)
+    package var maxInMemoryWait: Duration = .seconds(30)
     /// Nor is a delivery held longer than this in all.
-    public var maxHold: Duration = .seconds(600)
-    public var sleep: @Sendable (Duration) async throws -> Void
-    public var randomUnit: @Sendable () -> Double
-    public var now: @Sendable () -> Date
+    package var maxHold: Duration = .seconds(600)
+    package var sleep: @Sendable (Duration) async throws -> Void
+    package var randomUnit: @Sendable () -> Double
+    package var now: @Sendable () -> Date
     /// Spans for the message, each attempt and the outcome publish (MessageTracing.swift);
     /// nil: none, the incoming trace context is passed on as it came.
-    public var tracer: (any Tracer)? = nil
+    package var tracer: (any Tracer)? = nil
     /// Where each HTTP attempt's duration and status class go (nil: nowhere);
     /// `ResumePipeline` sets its own when nil.
-    public var metrics: PipelineMetrics?
+    package var metrics: PipelineMetrics?
 
-    public init(transport: any DariTransport, policy: RetryPolicy, requestTimeout: Duration,
+    package init(transport: any DariTransport, policy: RetryPolicy, requestTimeout: Duration,
                 sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
                 randomUnit: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
                 now: @escaping @Sendable () -> Date = { Date() }) {
@@ -64,7 +64,7 @@ public struct ResumeExecutor: Sendable {
     /// the hold bound counts from there.
     /// `traceHeaders`: what an untraced worker sends on (`MessageTracing.passThrough`);
     /// with a tracer, each attempt sends what the tracer injects for its span instead.
-    public func execute(_ request: ResumeRequest, traceHeaders: TraceHeaders = [:], priorAttempts: Int = 0,
+    package func execute(_ request: ResumeRequest, traceHeaders: TraceHeaders = [:], priorAttempts: Int = 0,
                         heldSince: ContinuousClock.Instant = .now) async throws -> Result {
         let body = request.httpBody()
         // Bounded whatever the header said (the pipeline clamps it too): no

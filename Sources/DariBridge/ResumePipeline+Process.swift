@@ -7,7 +7,7 @@ extension ResumePipeline {
     /// arrive once `isStopping()` is true, and those still waiting for a slot
     /// when the sequence ends, are not started: they go back to the broker at
     /// once (reject with requeue), not held through the drain.
-    public func process<S: AsyncSequence & Sendable>(_ deliveries: S, isStopping: @escaping @Sendable () -> Bool) async where S.Element == InboundMessage {
+    package func process<S: AsyncSequence & Sendable>(_ deliveries: S, isStopping: @escaping @Sendable () -> Bool) async where S.Element == InboundMessage {
         await withDiscardingTaskGroup { group in
             do {
                 for try await message in deliveries {
@@ -56,5 +56,5 @@ extension ResumePipeline {
     }
 
     /// Deliveries waiting for a slot (prefetch above the concurrency).
-    public var waitingDeliveries: Int { slots.waitingCount }
+    package var waitingDeliveries: Int { slots.waitingCount }
 }

@@ -7,19 +7,19 @@ import Logging
 import Tracing
 
 /// Settings of the per-message path.
-public struct PipelineSettings: Sendable {
-    public var resultsExchange: String
-    public var maxMessageBytes: Int
-    public var urlPolicy: URLPolicy
+package struct PipelineSettings: Sendable {
+    package var resultsExchange: String
+    package var maxMessageBytes: Int
+    package var urlPolicy: URLPolicy
     /// Messages handled at once; deliveries beyond it (prefetch above the
     /// concurrency) wait in memory until a slot frees.
-    public var concurrency: Int
+    package var concurrency: Int
     /// A delivery whose `x-delivery-count` has reached this gets `delivery_limit`, no POST.
-    public var maxDeliveries: Int
+    package var maxDeliveries: Int
     /// Queue-name prefixes a `reply_to` may name; nil: any.
-    public var allowedReplyTo: [String]?
+    package var allowedReplyTo: [String]?
 
-    public init(resultsExchange: String, maxMessageBytes: Int, urlPolicy: URLPolicy,
+    package init(resultsExchange: String, maxMessageBytes: Int, urlPolicy: URLPolicy,
                 concurrency: Int = 64, maxDeliveries: Int = 5, allowedReplyTo: [String]? = nil) {
         self.resultsExchange = resultsExchange
         self.maxMessageBytes = maxMessageBytes
@@ -37,18 +37,18 @@ public struct PipelineSettings: Sendable {
 /// Every exit acks only after a confirmed outcome or a confirmed hand-off of
 /// that same delivery to a delay queue (or, for a redelivery of a delivery
 /// whose hand-off was confirmed, that hand-off).
-public final class ResumePipeline: Sendable {
-    public let settings: PipelineSettings
-    public let executor: ResumeExecutor
-    public let broker: any MessageBroker
-    public let recent: RecentOutcomes
-    public let metrics: PipelineMetrics
+package final class ResumePipeline: Sendable {
+    package let settings: PipelineSettings
+    package let executor: ResumeExecutor
+    package let broker: any MessageBroker
+    package let recent: RecentOutcomes
+    package let metrics: PipelineMetrics
     let inFlight = InFlightMessages()
     let slots: DeliverySlots
     let publishWarnings = RateLimitedLog(interval: .seconds(10))
     let logger: Logger
 
-    public init(settings: PipelineSettings, executor: ResumeExecutor, broker: any MessageBroker,
+    package init(settings: PipelineSettings, executor: ResumeExecutor, broker: any MessageBroker,
                 recent: RecentOutcomes = RecentOutcomes(), metrics: PipelineMetrics = PipelineMetrics(), logger: Logger) {
         self.settings = settings
         var executor = executor
@@ -65,7 +65,7 @@ public final class ResumePipeline: Sendable {
 
     /// The whole path for one message. Returns after the ack, or without an
     /// ack when cancelled (shutdown past the drain deadline).
-    public func handle(_ message: InboundMessage) async {
+    package func handle(_ message: InboundMessage) async {
         guard let tracer = executor.tracer else {
             await handle(message, traceHeaders: MessageTracing.passThrough(message.headers))
             return

@@ -1,19 +1,19 @@
 /// A validated resume request: where to POST and the `variables` object to forward byte-for-byte.
-public struct ResumeRequest: Sendable, Equatable {
-    public var resumeURL: String
+package struct ResumeRequest: Sendable, Equatable {
+    package var resumeURL: String
     /// The raw bytes of the `variables` object exactly as received.
-    public var variablesJSON: [UInt8]
+    package var variablesJSON: [UInt8]
     /// Top-level keys of `variables`, in document order (for logs; never log values).
-    public var variableKeys: [String]
+    package var variableKeys: [String]
 
-    public init(resumeURL: String, variablesJSON: [UInt8], variableKeys: [String]) {
+    package init(resumeURL: String, variablesJSON: [UInt8], variableKeys: [String]) {
         self.resumeURL = resumeURL
         self.variablesJSON = variablesJSON
         self.variableKeys = variableKeys
     }
 
     /// Exactly `{"variables":` + variablesJSON + `}`.
-    public func httpBody() -> [UInt8] {
+    package func httpBody() -> [UInt8] {
         var body: [UInt8] = []
         body.reserveCapacity(variablesJSON.count + 14)
         body.append(contentsOf: #"{"variables":"#.utf8)
@@ -24,21 +24,21 @@ public struct ResumeRequest: Sendable, Equatable {
 }
 
 /// Why a message cannot be processed (it will never succeed, so it is not retried).
-public struct InvalidMessage: Error, Sendable, Equatable, CustomStringConvertible {
+package struct InvalidMessage: Error, Sendable, Equatable, CustomStringConvertible {
     /// What is wrong, e.g. "missing field resume_workflow_url".
-    public var detail: String
+    package var detail: String
     /// The resume URL, when it could be read despite the error.
-    public var resumeURL: String?
+    package var resumeURL: String?
 
-    public init(detail: String, resumeURL: String? = nil) {
+    package init(detail: String, resumeURL: String? = nil) {
         self.detail = detail
         self.resumeURL = resumeURL
     }
 
-    public var description: String { detail }
+    package var description: String { detail }
 }
 
-public enum ResumeRequestDecoder {
+package enum ResumeRequestDecoder {
     static let urlField = "resume_workflow_url"
     static let urlAlias = "resume_url"
     static let variablesField = "variables"
@@ -47,7 +47,7 @@ public enum ResumeRequestDecoder {
     /// `resume_url` is accepted as an alias; if both are present they must be equal. A URL field or
     /// `variables` appearing more than once is rejected. Unknown top-level keys are ignored.
     /// The URL itself is not validated here.
-    public static func decode(_ body: [UInt8], maxBytes: Int) -> Result<ResumeRequest, InvalidMessage> {
+    package static func decode(_ body: [UInt8], maxBytes: Int) -> Result<ResumeRequest, InvalidMessage> {
         if body.count > maxBytes {
             return .failure(InvalidMessage(detail: "message body is \(body.count) bytes, over the limit of \(maxBytes)"))
         }
@@ -115,7 +115,7 @@ public enum ResumeRequestDecoder {
 extension ResumeRequest {
     /// An input message body, as publishers send it (used by `dari-bridge publish`
     /// and the benchmark). `variablesJSON` must be a JSON object; it is spliced unchanged.
-    public static func messageBody(resumeURL: String, variablesJSON: [UInt8]) -> [UInt8] {
+    package static func messageBody(resumeURL: String, variablesJSON: [UInt8]) -> [UInt8] {
         var w = JSONWriter(capacity: 64 + resumeURL.utf8.count + variablesJSON.count)
         w.raw("{\"resume_workflow_url\":")
         w.string(resumeURL)
@@ -126,7 +126,7 @@ extension ResumeRequest {
     }
 
     /// A JSON object of string variables, in the order given.
-    public static func stringVariablesJSON(_ pairs: [(String, String)]) -> [UInt8] {
+    package static func stringVariablesJSON(_ pairs: [(String, String)]) -> [UInt8] {
         var w = JSONWriter(capacity: 64)
         w.raw("{")
         for (n, (k, v)) in pairs.enumerated() {

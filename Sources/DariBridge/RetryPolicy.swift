@@ -5,15 +5,15 @@ import Foundation
 #endif
 
 /// How often and how patiently a resume request is retried against Dari.
-public struct RetryPolicy: Sendable, Equatable {
+package struct RetryPolicy: Sendable, Equatable {
     /// Total attempts, the first one included; always >= 1 (the initializer clamps).
-    public var maxAttempts: Int
-    public var initialBackoff: Duration
-    public var maxBackoff: Duration
+    package var maxAttempts: Int
+    package var initialBackoff: Duration
+    package var maxBackoff: Duration
     /// Cap applied to a server's Retry-After.
-    public var maxRetryAfter: Duration
+    package var maxRetryAfter: Duration
 
-    public init(
+    package init(
         maxAttempts: Int = 6,
         initialBackoff: Duration = .milliseconds(500),
         maxBackoff: Duration = .seconds(30),
@@ -26,7 +26,7 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// 408, 425, 429, 500, 502, 503, 504 are retried; every other status (3xx included) is final.
-    public static func isRetryable(status: Int) -> Bool {
+    package static func isRetryable(status: Int) -> Bool {
         switch status {
         case 408, 425, 429, 500, 502, 503, 504: true
         default: false
@@ -38,7 +38,7 @@ public struct RetryPolicy: Sendable, Equatable {
     /// A server's Retry-After, when given, replaces the computed delay, capped at maxRetryAfter
     /// (`randomUnit` is then not consulted). `randomUnit` returns a value in [0, 1); anything outside
     /// (or NaN) is clamped.
-    public func delay(afterAttempt attempt: Int, retryAfter: Duration?, randomUnit: () -> Double) -> Duration {
+    package func delay(afterAttempt attempt: Int, retryAfter: Duration?, randomUnit: () -> Double) -> Duration {
         if let retryAfter {
             return min(max(retryAfter, .zero), max(maxRetryAfter, .zero))
         }
@@ -62,18 +62,18 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// Whether another attempt is allowed after `attempt` attempts.
-    public func mayRetry(afterAttempt attempt: Int) -> Bool {
+    package func mayRetry(afterAttempt attempt: Int) -> Bool {
         attempt < max(1, maxAttempts)
     }
 }
 
-public enum RetryAfter {
+package enum RetryAfter {
     /// Parses a Retry-After header value: delta-seconds (non-negative integer) or an HTTP-date in any of the
     /// three RFC 9110 forms (IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, obsolete RFC 850
     /// `Sunday, 06-Nov-94 08:49:37 GMT`, asctime `Sun Nov  6 08:49:37 1994`), relative to `now`.
     /// A date in the past gives .zero. Garbage, negative numbers, empty -> nil. Absurdly large delta-seconds
     /// saturate (callers cap them anyway). Names are matched case-insensitively; the weekday is not cross-checked.
-    public static func parse(_ value: String, now: Date) -> Duration? {
+    package static func parse(_ value: String, now: Date) -> Duration? {
         let bytes = value.asciiTrimmedBytes
         guard !bytes.isEmpty else { return nil }
         if bytes.allSatisfy(isDigit) {

@@ -16,26 +16,26 @@ import Foundation
 /// `approve` returns what it allowed as AsyncHTTPClient will use it (`ApprovedURL`); `DariClient`
 /// checks the request it builds against that, and the connected address against
 /// `allowsConnection(to:)`.
-public struct URLPolicy: Sendable {
+package struct URLPolicy: Sendable {
     /// Product default: Dari's public API host.
-    public static let defaultAllowedHosts = ["api.usedari.com"]
+    package static let defaultAllowedHosts = ["api.usedari.com"]
     /// Product default: the endpoints Dari hands out as `resume_workflow_url`.
-    public static let defaultAllowedPathPrefixes = ["/public/send-user-signal/", "/send-user-signal/"]
+    package static let defaultAllowedPathPrefixes = ["/public/send-user-signal/", "/send-user-signal/"]
 
-    public let allowedHosts: [String]
-    public let allowedPathPrefixes: [String]
-    public let allowInsecureHTTP: Bool
+    package let allowedHosts: [String]
+    package let allowedPathPrefixes: [String]
+    package let allowInsecureHTTP: Bool
     /// When false (the default), a connection to a loopback, private, link-local, CGNAT,
     /// multicast or otherwise non-public address is refused unless that very address is
     /// written as an IP literal in `allowedHosts`.
-    public let allowPrivateAddresses: Bool
+    package let allowPrivateAddresses: Bool
     private let hostEntries: [HostPort]
     /// The IP literals of `allowedHosts`, normalised (`IPAddress.normalised`).
     let literalAddresses: Set<IPAddress>
 
     /// `allowedHosts` entries are `host` or `host:port` (IPv6 as `[::1]:8080`). Entries that do not parse
     /// under the same strict rules as URLs never match anything.
-    public init(allowedHosts: [String], allowedPathPrefixes: [String], allowInsecureHTTP: Bool,
+    package init(allowedHosts: [String], allowedPathPrefixes: [String], allowInsecureHTTP: Bool,
                 allowPrivateAddresses: Bool = false) {
         self.allowedHosts = allowedHosts
         self.allowedPathPrefixes = allowedPathPrefixes
@@ -52,7 +52,7 @@ public struct URLPolicy: Sendable {
     }
 
     /// Returns nil when allowed, else a short human-readable reason (goes into the outcome's `detail`).
-    public func rejection(for url: String) -> String? {
+    package func rejection(for url: String) -> String? {
         switch approve(url) {
         case .success: return nil
         case .failure(let refusal): return refusal.reason
@@ -61,14 +61,14 @@ public struct URLPolicy: Sendable {
 
     /// May a connection to `address` (the socket's remote address) carry a request?
     /// nil when yes, else why not.
-    public func connectionRefusal(to address: IPAddress) -> String? {
+    package func connectionRefusal(to address: IPAddress) -> String? {
         guard !allowPrivateAddresses, let range = address.nonPublicRange else { return nil }
         if literalAddresses.contains(address.normalised) { return nil }
         return "connected address \(address) is \(range), not allowed (DARI_BRIDGE_ALLOW_PRIVATE_ADDRESSES is off and the address is not an allowed IP literal)"
     }
 
     /// The URL as AsyncHTTPClient will use it, or why it is not allowed.
-    public func approve(_ url: String) -> Result<ApprovedURL, URLRefusal> {
+    package func approve(_ url: String) -> Result<ApprovedURL, URLRefusal> {
         func refuse(_ reason: String) -> Result<ApprovedURL, URLRefusal> { .failure(URLRefusal(reason: reason)) }
         let b = Array(url.utf8)
         guard !b.isEmpty else { return refuse("URL is empty") }

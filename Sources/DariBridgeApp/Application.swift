@@ -13,8 +13,8 @@ import ServiceLifecycle
 /// `run` (the default), `publish`, `help`, `--help`, `--version`,
 /// `--generate-completion-script`. Parse errors and bad settings print one line
 /// on stderr and exit 2.
-public enum Application {
-    public static func main(arguments: [String], environment: [String: String]) async -> Int32 {
+package enum Application {
+    package static func main(arguments: [String], environment: [String: String]) async -> Int32 {
         let command: any ParsableCommand
         do {
             command = try DariBridgeCommand.parseAsRoot(arguments)
@@ -123,7 +123,7 @@ public enum Application {
     }
 
     /// swift-prometheus's factory on `registry`, with the duration buckets of `PipelineMetrics`.
-    public static func prometheusFactory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
+    package static func prometheusFactory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = PipelineMetrics.durationBuckets
         return factory

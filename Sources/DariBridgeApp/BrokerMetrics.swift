@@ -3,7 +3,7 @@ import Metrics
 /// The broker adapter's metrics, made once from the injected factory.
 /// `dari_bridge_ready` and `dari_bridge_broker_connected{node}` are state:
 /// `observe` sets them from the broker just before a scrape.
-public final class BrokerMetrics: Sendable {
+package final class BrokerMetrics: Sendable {
     let reconnects: Counter
     let acksDropped: Counter
     /// Consumer stalls the watchdog detected.
@@ -12,7 +12,7 @@ public final class BrokerMetrics: Sendable {
     /// One per configured node (`host:port`): a bounded label.
     let nodes: [(node: String, gauge: Gauge)]
 
-    public init(nodes: [String] = [], factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+    package init(nodes: [String] = [], factory: any MetricsFactory = NOOPMetricsHandler.instance) {
         reconnects = Counter(label: "dari_bridge_broker_reconnects_total", dimensions: [], factory: factory)
         acksDropped = Counter(label: "dari_bridge_acks_dropped_total", dimensions: [], factory: factory)
         stalls = Counter(label: "dari_bridge_consumer_stalls_total", dimensions: [], factory: factory)
@@ -24,17 +24,17 @@ public final class BrokerMetrics: Sendable {
         observe(ready: false, connectedNode: nil)
     }
 
-    public convenience init(config: Configuration, factory: any MetricsFactory) {
+    package convenience init(config: Configuration, factory: any MetricsFactory) {
         self.init(nodes: config.amqpURLs.map { "\($0.host):\($0.port)" }, factory: factory)
     }
 
     /// 1 for the node connected to, 0 for the others.
-    public func observe(ready isReady: Bool, connectedNode: String?) {
+    package func observe(ready isReady: Bool, connectedNode: String?) {
         ready.record(isReady ? 1 : 0)
         for (node, gauge) in nodes { gauge.record(node == connectedNode ? 1 : 0) }
     }
 
-    public func observe(_ broker: RabbitMQBroker) {
+    package func observe(_ broker: RabbitMQBroker) {
         observe(ready: broker.isReady, connectedNode: broker.connectedNode)
     }
 }

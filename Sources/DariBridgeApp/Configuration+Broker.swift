@@ -8,18 +8,18 @@ import RabbitMQ
 /// is a one-line configuration error rather than an endless reconnect loop.
 extension Configuration {
     /// The first broker URL (the whole list is `amqpURLs`); setting it replaces the list.
-    public var amqpURL: AMQPURL {
+    package var amqpURL: AMQPURL {
         get { amqpURLs.first ?? .default }
         set { amqpURLs = [newValue] }
     }
 
     /// `DARI_BRIDGE_TLS_*`; a URL's own `cacertfile`/`certfile`/`keyfile`/`verify` win.
-    public var tlsOptions: AMQPTLSOptions {
+    package var tlsOptions: AMQPTLSOptions {
         AMQPTLSOptions(caFile: tlsCAFile, certFile: tlsCertFile, keyFile: tlsKeyFile)
     }
 
     /// Connection options for these settings (heartbeat, TLS defaults).
-    public var amqpOptions: AMQPConnection.Options {
+    package var amqpOptions: AMQPConnection.Options {
         var options = AMQPConnection.Options()
         options.heartbeatSeconds = Int32(clamping: heartbeatSeconds)
         options.tls = tlsOptions
@@ -27,7 +27,7 @@ extension Configuration {
     }
 
     /// Whether some `amqps://` URL has `verify=verify_none` (the worker warns at start-up).
-    public var tlsVerificationOff: Bool {
+    package var tlsVerificationOff: Bool {
         amqpURLs.contains { $0.tls && $0.tlsOptions.verifyPeer == false }
     }
 

@@ -1,31 +1,31 @@
 import DariBridge
 
 /// The webhook receiver's settings (contract v2, "Webhook receiver").
-public struct WebhookSettings: Sendable {
+package struct WebhookSettings: Sendable {
     /// `DARI_BRIDGE_WEBHOOK_PORT`; 0 = the receiver is off.
-    public var port = 0
+    package var port = 0
     /// `DARI_BRIDGE_WEBHOOK_HOST`: the address it listens on.
-    public var host = "0.0.0.0"
+    package var host = "0.0.0.0"
     /// `DARI_BRIDGE_WEBHOOK_SECRET` or `_FILE`: one or more (rotation).
-    public var secrets = WebhookSecrets([])
-    public var path = "/webhooks/dari"
-    public var exchange = "dari.webhooks"
+    package var secrets = WebhookSecrets([])
+    package var path = "/webhooks/dari"
+    package var exchange = "dari.webhooks"
     /// `DARI_BRIDGE_WEBHOOK_TOLERANCE_S`: largest age of the timestamp, either way.
-    public var toleranceSeconds = 300
+    package var toleranceSeconds = 300
     /// Larger bodies get 413 (the 1 MiB).
-    public var maxBodyBytes = 1_048_576
+    package var maxBodyBytes = 1_048_576
     /// Connections open at once; further ones wait in the listen backlog.
-    public var maxConnections = 1_024
+    package var maxConnections = 1_024
     /// A keep-alive connection idle this long is closed.
-    public var idleTimeoutSeconds = 60
+    package var idleTimeoutSeconds = 60
     /// How long a publish may wait for the broker's confirm before the answer is 503.
-    public var confirmTimeoutMs = 5_000
+    package var confirmTimeoutMs = 5_000
     /// Deliveries remembered for deduplication (within the tolerance).
-    public var rememberedDeliveries = 100_000
+    package var rememberedDeliveries = 100_000
 
-    public init() {}
+    package init() {}
 
-    public var isOn: Bool { port != 0 }
+    package var isOn: Bool { port != 0 }
 
     /// The pure verifier for these settings.
     package var verifier: WebhookVerifier {
@@ -34,13 +34,13 @@ public struct WebhookSettings: Sendable {
 }
 
 /// Webhook signing secrets. Never printed: `description` says how many there are.
-public struct WebhookSecrets: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+package struct WebhookSecrets: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     package var values: [String]
-    public init(_ values: [String]) { self.values = values }
-    public var isEmpty: Bool { values.isEmpty }
-    public var count: Int { values.count }
-    public var description: String { "<\(values.count) secret(s), redacted>" }
-    public var debugDescription: String { description }
+    package init(_ values: [String]) { self.values = values }
+    package var isEmpty: Bool { values.isEmpty }
+    package var count: Int { values.count }
+    package var description: String { "<\(values.count) secret(s), redacted>" }
+    package var debugDescription: String { description }
 
     struct ListProblem: Error {
         var reason: String

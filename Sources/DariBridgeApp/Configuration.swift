@@ -5,60 +5,60 @@ import RabbitMQ
 /// Every setting of the worker, with the contract's defaults. Built from the
 /// environment and `--flags` (a flag wins) by `Configuration.load`, or
 /// directly by tests.
-public struct Configuration: Sendable {
+package struct Configuration: Sendable {
     /// `AMQP_URL`: one URL or a comma-separated list (the nodes of a cluster).
-    public var amqpURLs = [AMQPURL.default]
+    package var amqpURLs = [AMQPURL.default]
     /// `DARI_BRIDGE_TLS_CA_FILE`; nil = the system bundle (`AMQPTLSOptions.systemCAFile`).
-    public var tlsCAFile: String? = nil
+    package var tlsCAFile: String? = nil
     /// `DARI_BRIDGE_TLS_CERT_FILE` / `DARI_BRIDGE_TLS_KEY_FILE`: both or neither.
-    public var tlsCertFile: String? = nil
-    public var tlsKeyFile: String? = nil
-    public var queue = "dari.resume.requests"
+    package var tlsCertFile: String? = nil
+    package var tlsKeyFile: String? = nil
+    package var queue = "dari.resume.requests"
     /// The type a missing input queue (and the delay queues) is declared with.
-    public var queueType = QueueType.quorum
-    public var maxDeliveries = 5
+    package var queueType = QueueType.quorum
+    package var maxDeliveries = 5
     /// `basic.qos` prefetch; nil: the concurrency.
-    public var prefetch: Int? = nil
+    package var prefetch: Int? = nil
     /// Queue-name prefixes a reply_to may name; nil: any.
-    public var allowedReplyTo: [String]? = nil
-    public var resultsExchange = "dari.resume.results"
-    public var allowedHosts = ["api.usedari.com"]
-    public var allowedPathPrefixes = ["/public/send-user-signal/", "/send-user-signal/"]
-    public var allowInsecureHTTP = false
-    public var allowPrivateAddresses = false
-    public var concurrency = 64
-    public var maxAttempts = 6
-    public var initialBackoffMs = 500
-    public var maxBackoffMs = 30_000
-    public var maxRetryAfterMs = 60_000
-    public var requestTimeoutMs = 30_000
-    public var httpPort = 9464
-    public var httpHost = "0.0.0.0"
-    public var drainTimeoutMs = 25_000
-    public var maxInMemoryWaitMs = 30_000
-    public var maxHoldMs = 600_000
-    public var maxMessageBytes = 1_048_576
-    public var heartbeatSeconds = 10
-    public var reconnectInitialMs = 500
-    public var reconnectMaxMs = 30_000
+    package var allowedReplyTo: [String]? = nil
+    package var resultsExchange = "dari.resume.results"
+    package var allowedHosts = ["api.usedari.com"]
+    package var allowedPathPrefixes = ["/public/send-user-signal/", "/send-user-signal/"]
+    package var allowInsecureHTTP = false
+    package var allowPrivateAddresses = false
+    package var concurrency = 64
+    package var maxAttempts = 6
+    package var initialBackoffMs = 500
+    package var maxBackoffMs = 30_000
+    package var maxRetryAfterMs = 60_000
+    package var requestTimeoutMs = 30_000
+    package var httpPort = 9464
+    package var httpHost = "0.0.0.0"
+    package var drainTimeoutMs = 25_000
+    package var maxInMemoryWaitMs = 30_000
+    package var maxHoldMs = 600_000
+    package var maxMessageBytes = 1_048_576
+    package var heartbeatSeconds = 10
+    package var reconnectInitialMs = 500
+    package var reconnectMaxMs = 30_000
     /// The consumer watchdog: how often it looks, and how long messages may wait
     /// with room under the prefetch and no delivery before the consumer counts
     /// as stalled (0 = no watchdog).
-    public var stallCheckIntervalMs = 5_000
-    public var stallTimeoutMs = 30_000
-    public var logLevel = Logger.Level.info
+    package var stallCheckIntervalMs = 5_000
+    package var stallTimeoutMs = 30_000
+    package var logLevel = Logger.Level.info
     /// `DARI_BRIDGE_LOG_FORMAT`: plain lines (swift-log's stream handler) or one JSON object per line.
-    public var logFormat = LogFormat.text
+    package var logFormat = LogFormat.text
     /// The webhook receiver (Configuration+Webhook.swift).
-    public var webhook = WebhookSettings()
+    package var webhook = WebhookSettings()
 
-    public init() {}
+    package init() {}
 
-    public enum LogFormat: String, Sendable, CaseIterable {
+    package enum LogFormat: String, Sendable, CaseIterable {
         case text, json
     }
 
-    public enum QueueType: String, Sendable, CaseIterable {
+    package enum QueueType: String, Sendable, CaseIterable {
         case quorum, classic
     }
 
@@ -68,40 +68,40 @@ public struct Configuration: Sendable {
     /// the concurrency has it at hand. Measured at Dari 100 ms (README,
     /// Benchmark): 64 -> 0.972 of the ideal at 64, 0.980 at 96; 256 -> 0.953 at
     /// 256, 0.975 at 320 and 384 (run start included).
-    public var effectivePrefetch: Int { prefetch ?? Self.defaultPrefetch(concurrency: concurrency) }
+    package var effectivePrefetch: Int { prefetch ?? Self.defaultPrefetch(concurrency: concurrency) }
 
-    public static func defaultPrefetch(concurrency: Int) -> Int {
+    package static func defaultPrefetch(concurrency: Int) -> Int {
         min(65535, concurrency + (concurrency + 1) / 2)
     }
 
     /// The pipeline's settings for this configuration.
-    public var pipelineSettings: PipelineSettings {
+    package var pipelineSettings: PipelineSettings {
         PipelineSettings(resultsExchange: resultsExchange, maxMessageBytes: maxMessageBytes, urlPolicy: urlPolicy,
                          concurrency: concurrency, maxDeliveries: maxDeliveries, allowedReplyTo: allowedReplyTo)
     }
 
-    public var urlPolicy: URLPolicy {
+    package var urlPolicy: URLPolicy {
         URLPolicy(allowedHosts: allowedHosts, allowedPathPrefixes: allowedPathPrefixes, allowInsecureHTTP: allowInsecureHTTP,
                   allowPrivateAddresses: allowPrivateAddresses)
     }
 
     /// The executor for these settings, on `transport`.
-    public func executor(transport: any DariTransport) -> ResumeExecutor {
+    package func executor(transport: any DariTransport) -> ResumeExecutor {
         var e = ResumeExecutor(transport: transport, policy: retryPolicy, requestTimeout: .milliseconds(requestTimeoutMs))
         e.maxInMemoryWait = .milliseconds(maxInMemoryWaitMs)
         e.maxHold = .milliseconds(maxHoldMs)
         return e
     }
 
-    public var retryPolicy: RetryPolicy {
+    package var retryPolicy: RetryPolicy {
         RetryPolicy(maxAttempts: maxAttempts, initialBackoff: .milliseconds(initialBackoffMs),
                     maxBackoff: .milliseconds(maxBackoffMs), maxRetryAfter: .milliseconds(maxRetryAfterMs))
     }
 }
 
-public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
+package struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var message: String
+    package var description: String { message }
 }
 
 /// One setting: its environment name, its flag, its help and how to apply a value.
@@ -245,7 +245,7 @@ extension Configuration {
     /// a boolean flag alone means true), parsed by the argument parser from the
     /// table. Unknown flags, unknown `DARI_BRIDGE_*` variables and bad values
     /// throw a one-line error that names the setting.
-    public static func load(arguments: [String], environment: [String: String]) throws(ConfigurationError) -> Configuration {
+    package static func load(arguments: [String], environment: [String: String]) throws(ConfigurationError) -> Configuration {
         try load(flags: SettingOptions.parseSettings(arguments).values, environment: environment)
     }
 
@@ -279,7 +279,7 @@ extension Configuration {
     }
 
     /// The settings part of `--help`, generated by the argument parser from the table.
-    public static var helpText: String {
+    package static var helpText: String {
         SettingOptions.helpMessage(columns: 100)
     }
 }

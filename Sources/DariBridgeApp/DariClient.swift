@@ -1,135 +1,112 @@
-import AsyncHTTPClient
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import DariBridge
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import NIOSSL
 
-import DariBridge
-
-/// POSTs resume requests with a pooled keep-alive AsyncHTTPClient: redirects
-/// are not followed, no API key is sent, one deadline per attempt.
-public final class DariClient: DariTransport {
-    public static let userAgent = "dari-bridge/\(DariBridgeVersion.current)"
+/// POSTs resume requests over pooled keep-alive HTTP/1.1 connections built directly on
+/// SwiftNIO (NIOHTTP1's codecs, NIOSSL for https): redirects are never followed, no API key
+/// or cookie is sent, one deadline per attempt covers connect and answer, answers are bounded.
+///
+/// The request line and `Host` header are written from what `URLPolicy.approve` returned
+/// (`ApprovedURL.requestTarget` and `hostHeader`), byte for byte: there is no second URL
+/// parser between the policy and the wire. (With AsyncHTTPClient there was: it re-parsed the
+/// URL with Foundation and wrote what that gave, so a check had to compare the two.) README,
+/// Benchmark, says why this replaced AsyncHTTPClient.
+package final class DariClient: DariTransport {
+    package static let userAgent = "dari-bridge/\(DariBridgeVersion.current)"
     /// Dari's answers are small; a larger body is cut off and treated as not JSON.
-    public static let maxResponseBytes = 1 << 20
+    package static let maxResponseBytes = 1 << 20
 
-    private let client: HTTPClient
-    /// Every URL is approved again here, and the request checked against what was approved.
-    public let policy: URLPolicy
+    /// Every URL is approved again here, and the request written from the approval.
+    package let policy: URLPolicy
+    private let pool: DariConnectionPool
 
-    public init(concurrency: Int, policy: URLPolicy, connectTimeout: Duration = .seconds(10)) {
+    package convenience init(concurrency: Int, policy: URLPolicy, connectTimeout: Duration = .seconds(10)) {
+        self.init(concurrency: concurrency, policy: policy, connectTimeout: connectTimeout,
+                  tlsConfiguration: .makeClientConfiguration())
+    }
+
+    /// `tlsConfiguration`: the system trust roots and full verification unless a test says otherwise.
+    package init(concurrency: Int, policy: URLPolicy, connectTimeout: Duration, tlsConfiguration: TLSConfiguration) {
         self.policy = policy
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow
-        configuration.timeout = .init(connect: .init(connectTimeout), read: nil)
-        configuration.decompression = .disabled
-        // One keep-alive connection per message in flight, so the pool never queues.
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, concurrency))
-        // Our own retry policy decides about a failed connect: AsyncHTTPClient
-        // would otherwise keep retrying a refused connect until the connect timeout.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.httpVersion = .automatic
-        // The pipeline makes the attempt's client span itself (MessageTracing.swift). Left at its
-        // default, AsyncHTTPClient captures the global tracer (a NoOpTracer) and still starts a
-        // span per request, formats its attributes and copies its configuration: about 10,000
-        // instructions per message under callgrind for a span nobody records.
-        configuration.tracing.tracer = nil
-        // The connected address is checked on every new connection, before the pool hands it
-        // to a request (DariClient+AddressCheck.swift).
-        let check = Self.addressCheck(policy)
-        configuration.http1_1ConnectionDebugInitializer = check
-        configuration.http2ConnectionDebugInitializer = check
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.pool = DariConnectionPool(group: MultiThreadedEventLoopGroup.singleton, policy: policy,
+                                       maxIdlePerOrigin: concurrency, connectTimeout: TimeAmount(connectTimeout),
+                                       maxBodyBytes: Self.maxResponseBytes, tlsConfiguration: tlsConfiguration)
     }
 
-    public func shutdown() async throws {
-        try await client.shutdown()
+    package func shutdown() async throws {
+        await pool.shutdown()
     }
 
-    public func post(url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse {
+    package func post(url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse {
+        let approved: ApprovedURL
+        switch policy.approve(url) {
+        case .success(let value): approved = value
+        case .failure(let refusal): throw DariRequestRefused(reason: refusal.reason)
+        }
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
         var headers = HTTPHeaders()
+        headers.reserveCapacity(6 + traceHeaders.count)
+        headers.add(name: "Host", value: approved.hostHeader)
+        headers.add(name: "User-Agent", value: Self.userAgent)
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Accept", value: "application/json")
-        headers.add(name: "User-Agent", value: Self.userAgent)
+        headers.add(name: "Content-Length", value: String(body.count))
         // Sorted: the same context gives the same request bytes.
         for (name, value) in traceHeaders.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
-        let request = try approvedRequest(url: url, headers: headers, body: body)
-        // The delegate API, not the async one: the whole answer (head, body, end) is
-        // gathered on the connection's event loop and comes back to this task in one
-        // hop. The async API resumes the task for the head and again for the body;
-        // under load each hop waits for a core (README, Benchmark).
-        let task = client.execute(request: request, delegate: ResponseCollector(maxBytes: Self.maxResponseBytes),
-                                  deadline: .now() + TimeAmount(timeout))
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: approved.requestTarget, headers: headers)
+        let buffer = ByteBuffer(bytes: body)
+        let origin = DariConnectionPool.Origin(scheme: approved.scheme, host: approved.host, port: approved.port)
         do {
-            return try await withTaskCancellationHandler {
-                try await task.futureResult.get()
-            } onCancel: {
-                task.cancel()
+            // An idle connection the server closed meanwhile is found before a byte is
+            // written (Stale): the request goes on the next one, or on a new connection.
+            while let idle = pool.takeIdle(origin) {
+                do {
+                    return try await idle.exchange(head: head, body: buffer, deadline: deadline)
+                } catch is DariExchangeHandler.Stale {
+                    continue
+                }
             }
+            let fresh = try await pool.connect(origin, deadline: deadline)
+            do {
+                return try await fresh.exchange(head: head, body: buffer, deadline: deadline)
+            } catch is DariExchangeHandler.Stale {
+                throw DariTransportError(reason: "connection closed before the request was sent")
+            }
+        } catch let error as DariRequestRefused {
+            throw error
+        } catch let error as DariTransportError {
+            if Task.isCancelled { throw CancellationError() }
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            if let refused = Self.refusal(in: error) { throw refused }
-            if let oversized = error as? ResponseCollector.Oversized {
-                return DariResponse(status: oversized.status, body: [], retryAfter: oversized.retryAfter)
-            }
             throw DariTransportError(reason: Self.describe(error))
         }
     }
 
-    /// Collects status, Retry-After and up to `maxBytes` of body on the event loop.
-    /// A larger body is too large to be a Dari answer: the request stops there (the
-    /// connection is closed, nothing more is read) and the status is kept, body empty,
-    /// so an endless body cannot turn an answer into a timeout and a second POST.
-    /// All callbacks run on the task's event loop, one after another.
-    final class ResponseCollector: HTTPClientResponseDelegate, @unchecked Sendable {
-        typealias Response = DariResponse
-        struct Oversized: Error {
-            var status: Int
-            var retryAfter: String?
-        }
-        let maxBytes: Int
-        private var status = 0
-        private var retryAfter: String?
-        private var body = ByteBuffer()
-
-        init(maxBytes: Int) { self.maxBytes = maxBytes }
-
-        func didReceiveHead(task: HTTPClient.Task<DariResponse>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
-            status = Int(head.status.code)
-            retryAfter = head.headers.first(name: "Retry-After")
-            return task.eventLoop.makeSucceededVoidFuture()
-        }
-
-        func didReceiveBodyPart(task: HTTPClient.Task<DariResponse>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
-            if body.readableBytes + buffer.readableBytes > maxBytes {
-                // A failed future makes AsyncHTTPClient cancel the request and fail the task with it.
-                return task.eventLoop.makeFailedFuture(Oversized(status: status, retryAfter: retryAfter))
-            }
-            var buffer = buffer
-            body.writeBuffer(&buffer)
-            return task.eventLoop.makeSucceededVoidFuture()
-        }
-
-        func didFinishRequest(task: HTTPClient.Task<DariResponse>) throws -> DariResponse {
-            DariResponse(status: status, body: Array(body.readableBytesView), retryAfter: retryAfter)
-        }
-    }
-
+    /// A short, printable reason for a transport failure (never a URL or a body).
     static func describe(_ error: any Error) -> String {
-        if let e = error as? HTTPClientError {
-            switch e {
-            case .deadlineExceeded, .readTimeout, .writeTimeout: return "request timed out"
-            case .connectTimeout: return "connect timed out"
-            default: return "HTTP error: \(e)"
-            }
+        switch error {
+        case let e as DariTransportError: return e.reason
+        case let e as ChannelError:
+            if case .connectTimeout = e { return "connect timed out" }
+            return "connection failed: \(e)"
+        case let e as NIOConnectionError:
+            if let first = e.connectionErrors.first { return "connection failed: \(String(describing: first.error).prefix(200))" }
+            if let dns = e.dnsAAAAError ?? e.dnsAError { return "name resolution failed: \(String(describing: dns).prefix(200))" }
+            return "connection failed: no address for the host"
+        case let e as NIOSSLError: return "TLS failed: \(String(describing: e).prefix(200))"
+        case let e as NIOSSLExtraError: return "TLS failed: \(String(describing: e).prefix(200))"
+        case let e as BoringSSLError: return "TLS failed: \(String(describing: e).prefix(200))"
+        case let e as HTTPParserError: return "invalid HTTP answer: \(e)"
+        default: return "connection failed: \(String(describing: error).prefix(200))"
         }
-        return "connection failed: \(String(describing: error).prefix(200))"
     }
 }
 
-public enum DariBridgeVersion {
-    public static let current = "0.1.0"
+package enum DariBridgeVersion {
+    package static let current = "0.1.0"
 }

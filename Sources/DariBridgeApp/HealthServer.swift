@@ -9,21 +9,21 @@ import ServiceLifecycle
 /// /healthz (the process is alive), /readyz (connected, consuming, not
 /// blocked by a broker alarm) and /metrics (Prometheus text of one
 /// `PrometheusCollectorRegistry`), on Hummingbird, as a Service.
-public final class HealthServer: Service, Sendable {
+package final class HealthServer: Service, Sendable {
     /// What one client may cost. Probes and scrapes are small GETs.
-    public struct Limits: Sendable {
+    package struct Limits: Sendable {
         /// Connections held at once; a connection beyond is closed on arrival.
-        public var maxConnections = 32
+        package var maxConnections = 32
         /// A connection with no request in progress for this long is closed;
         /// so is one that stays unwritable (its client does not read) this long.
-        public var idleTimeout: Duration = .seconds(10)
+        package var idleTimeout: Duration = .seconds(10)
         /// One header line (name and value), and all of a request's headers.
-        public var maxHeaderFieldBytes = 8 * 1024
-        public var maxHeaderBytes = 16 * 1024
-        public var maxHeaderCount = 64
+        package var maxHeaderFieldBytes = 8 * 1024
+        package var maxHeaderBytes = 16 * 1024
+        package var maxHeaderCount = 64
         /// A request body past this closes the connection (probes send none).
-        public var maxBodyBytes = 4 * 1024
-        public init() {}
+        package var maxBodyBytes = 4 * 1024
+        package init() {}
     }
 
     let host: String
@@ -39,7 +39,7 @@ public final class HealthServer: Service, Sendable {
 
     /// - beforeScrape: updates state gauges (readiness, node) just before `/metrics` is rendered.
     /// - onListening: told the bound port once listening (port 0 picks one).
-    public init(host: String, port: Int, limits: Limits = Limits(), registry: PrometheusCollectorRegistry,
+    package init(host: String, port: Int, limits: Limits = Limits(), registry: PrometheusCollectorRegistry,
                 isReady: @escaping @Sendable () -> Bool, beforeScrape: @escaping @Sendable () -> Void = {},
                 onListening: @escaping @Sendable (Int) async -> Void = { _ in }, logger: Logger) {
         self.host = host
@@ -53,13 +53,13 @@ public final class HealthServer: Service, Sendable {
         self.connections = ConnectionCount(limit: limits.maxConnections)
     }
 
-    public convenience init(host: String, port: Int, limits: Limits = Limits(), broker: RabbitMQBroker, brokerMetrics: BrokerMetrics,
+    package convenience init(host: String, port: Int, limits: Limits = Limits(), broker: RabbitMQBroker, brokerMetrics: BrokerMetrics,
                             registry: PrometheusCollectorRegistry, logger: Logger) {
         self.init(host: host, port: port, limits: limits, registry: registry,
                   isReady: { broker.isReady }, beforeScrape: { brokerMetrics.observe(broker) }, logger: logger)
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let limits = self.limits
         let connections = self.connections
         let idle = TimeAmount.nanoseconds(limits.idleTimeout.nanoseconds)

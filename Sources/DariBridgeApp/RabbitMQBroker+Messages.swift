@@ -3,7 +3,7 @@ import RabbitMQ
 
 /// Publishing, hand-offs to delay queues, acks and requeues.
 extension RabbitMQBroker {
-    public func publish(_ message: OutgoingMessage) async throws(PublishFailure) {
+    package func publish(_ message: OutgoingMessage) async throws(PublishFailure) {
         guard let conn = state.withLock({ $0.connection }), conn.isOpen else {
             throw .transient("not connected to the broker")
         }
@@ -29,7 +29,7 @@ extension RabbitMQBroker {
     /// The message goes there as it came (its header table passed on with every
     /// type), with `x-dari-attempts` set and the input queue's `x-delivery-count`
     /// left out: the copy is a new message, its deliveries are counted anew.
-    public func deferMessage(_ message: InboundMessage, attempts: Int, delay: Duration) async throws(PublishFailure) {
+    package func deferMessage(_ message: InboundMessage, attempts: Int, delay: Duration) async throws(PublishFailure) {
         guard let conn = state.withLock({ $0.connection }), conn.isOpen else {
             throw .transient("not connected to the broker")
         }
@@ -58,7 +58,7 @@ extension RabbitMQBroker {
         }
     }
 
-    public func ack(_ token: DeliveryToken) async {
+    package func ack(_ token: DeliveryToken) async {
         guard let (conn, activity) = liveConnection(for: token), (try? conn.ack(deliveryTag: token.tag)) != nil else {
             droppedAcks.add(1, ordering: .relaxed)
             metrics.acksDropped.increment()
@@ -68,13 +68,13 @@ extension RabbitMQBroker {
         activity?.settled.add(1, ordering: .relaxed)
     }
 
-    public func requeue(_ token: DeliveryToken) async {
+    package func requeue(_ token: DeliveryToken) async {
         guard let (conn, activity) = liveConnection(for: token) else { return }
         try? conn.reject(deliveryTag: token.tag, requeue: true)
         activity?.settled.add(1, ordering: .relaxed)
     }
 
-    public func isLive(_ token: DeliveryToken) -> Bool {
+    package func isLive(_ token: DeliveryToken) -> Bool {
         liveConnection(for: token) != nil
     }
 

@@ -14,7 +14,7 @@ import Synchronization
 ///
 /// A `Service`, as postgres-nio's `PostgresClient` is: `run()` owns the
 /// connection for its whole life.
-public final class RabbitMQBroker: MessageBroker, Service, Sendable {
+package final class RabbitMQBroker: MessageBroker, Service, Sendable {
     struct State {
         var connection: AMQPConnection?
         var consumerTag: String?
@@ -30,30 +30,30 @@ public final class RabbitMQBroker: MessageBroker, Service, Sendable {
     let config: Configuration
     let logger: Logger
     let state = Mutex(State())
-    public let deliveries: AsyncStream<InboundMessage>
+    package let deliveries: AsyncStream<InboundMessage>
     let continuation: AsyncStream<InboundMessage>.Continuation
-    public let droppedAcks = Atomic<Int>(0)
-    public let reconnects = Atomic<Int>(0)
+    package let droppedAcks = Atomic<Int>(0)
+    package let reconnects = Atomic<Int>(0)
     /// Consumer stalls the watchdog detected (each followed by consuming again).
-    public let stalls = Atomic<Int>(0)
+    package let stalls = Atomic<Int>(0)
     /// Fired once: stop consuming (graceful shutdown, `stopConsuming`, `close`).
     let stopRequested = OneShot<Void>()
     /// Fired once: close the connection (cancellation of `run`, `close`).
     let closeRequested = OneShot<Void>()
     let metrics: BrokerMetrics
 
-    public init(config: Configuration, logger: Logger, metrics: BrokerMetrics = BrokerMetrics()) {
+    package init(config: Configuration, logger: Logger, metrics: BrokerMetrics = BrokerMetrics()) {
         self.config = config
         self.logger = logger
         self.metrics = metrics
         (deliveries, continuation) = AsyncStream<InboundMessage>.makeStream()
     }
 
-    public var isStopping: Bool { state.withLock { $0.stopping } }
+    package var isStopping: Bool { state.withLock { $0.stopping } }
 
     /// Connected, consuming, deliveries not stalled (see the watchdog), and the
     /// broker is not blocking publishers.
-    public var isReady: Bool {
+    package var isReady: Bool {
         state.withLock { s in
             s.ready && !(s.activity?.stalled.load(ordering: .relaxed) ?? false)
                 && (s.connection.map { $0.isOpen && !$0.isBlocked } ?? false)
@@ -61,7 +61,7 @@ public final class RabbitMQBroker: MessageBroker, Service, Sendable {
     }
 
     /// `host:port` of the node the worker is connected to, nil when not connected.
-    public var connectedNode: String? {
+    package var connectedNode: String? {
         state.withLock { s in s.connection?.isOpen == true ? s.node : nil }
     }
 
@@ -89,7 +89,7 @@ public final class RabbitMQBroker: MessageBroker, Service, Sendable {
     /// Returns once the task is cancelled or `close()` is called (WorkerService
     /// cancels it when the drain is over), with the connection closed. Never
     /// throws: an unreachable broker is not a configuration error.
-    public func run() async {
+    package func run() async {
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await superviseConnections()
@@ -261,7 +261,7 @@ public final class RabbitMQBroker: MessageBroker, Service, Sendable {
     }
 
     /// Stops taking deliveries: ends the stream and cancels the consumer.
-    public func stopConsuming() async {
+    package func stopConsuming() async {
         beginStopping()
         let (conn, tag) = state.withLock { s in (s.connection, s.consumerTag) }
         if let conn, let tag { try? await conn.cancel(consumerTag: tag) }
@@ -269,7 +269,7 @@ public final class RabbitMQBroker: MessageBroker, Service, Sendable {
 
     /// Closes the connection (acks queued before are written first) and ends
     /// `run()`.
-    public func close() async {
+    package func close() async {
         beginStopping()
         closeRequested.fire()
         let conn = state.withLock { s in

@@ -4,7 +4,7 @@ import DariBridge
 /// The receiver's counters, on an injected swift-metrics factory (the
 /// process's Prometheus registry in the worker, a test factory in tests;
 /// nothing here bootstraps the global system).
-public struct WebhookMetrics: Sendable {
+package struct WebhookMetrics: Sendable {
     /// Every request to the receiver's port (any path or method).
     let received: Counter
     /// Refused or not stored, by `WebhookRejection` reason (a closed set).
@@ -14,7 +14,7 @@ public struct WebhookMetrics: Sendable {
     /// Already stored: answered 2xx, not published again.
     let duplicate: Counter
 
-    public init(factory: any MetricsFactory) {
+    package init(factory: any MetricsFactory) {
         received = Counter(label: "dari_bridge_webhooks_received_total", factory: factory)
         var rejected: [WebhookRejection: Counter] = [:]
         for reason in WebhookRejection.allCases {

@@ -8,14 +8,14 @@ import ServiceLifecycle
 /// The webhook receiver's HTTP server (Hummingbird), on its own port so that
 /// only it is exposed through an ingress; the probe server stays private.
 /// HTTP/1.1 with keep-alive, an idle timeout and a bound on open connections.
-public struct WebhookServer: Service {
+package struct WebhookServer: Service {
     let settings: WebhookSettings
     let receiver: WebhookReceiver
     let logger: Logger
     let onListening: @Sendable (Int) -> Void
 
     /// Publishes through `broker` (its current connection, with confirms).
-    public init(settings: WebhookSettings, broker: RabbitMQBroker, metrics: WebhookMetrics, logger: Logger,
+    package init(settings: WebhookSettings, broker: RabbitMQBroker, metrics: WebhookMetrics, logger: Logger,
                 onListening: @escaping @Sendable (Int) -> Void = { _ in }) {
         let exchange = settings.exchange
         let timeout = Duration.milliseconds(settings.confirmTimeoutMs)
@@ -32,7 +32,7 @@ public struct WebhookServer: Service {
         self.onListening = onListening
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let receiver = self.receiver
         let maxBody = settings.maxBodyBytes
         let responder = CallbackResponder<BasicRequestContext> { request, _ in

@@ -12,20 +12,20 @@ import ServiceLifecycle
 /// task tree (the broker stops consuming, the drain deadline starts); once
 /// the pipeline is done the broker's task is cancelled, which closes the
 /// connection. Cancelling `run()` itself abandons what is in flight at once.
-public final class WorkerService: Service, Sendable {
-    public let broker: RabbitMQBroker
-    public let pipeline: ResumePipeline
+package final class WorkerService: Service, Sendable {
+    package let broker: RabbitMQBroker
+    package let pipeline: ResumePipeline
     let drainTimeout: Duration
     let logger: Logger
 
-    public init(broker: RabbitMQBroker, pipeline: ResumePipeline, drainTimeout: Duration, logger: Logger) {
+    package init(broker: RabbitMQBroker, pipeline: ResumePipeline, drainTimeout: Duration, logger: Logger) {
         self.broker = broker
         self.pipeline = pipeline
         self.drainTimeout = drainTimeout
         self.logger = logger
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let broker = self.broker
         await withDiscardingTaskGroup { group in
             group.addTask { await broker.run() }

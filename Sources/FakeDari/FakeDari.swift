@@ -15,21 +15,21 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-public final class FakeDari: Sendable {
+package final class FakeDari: Sendable {
 
     /// One scripted (or default) answer.
-    public struct Reply: Sendable {
-        public var status: Int
+    package struct Reply: Sendable {
+        package var status: Int
         /// Extra response headers. `Content-Length` is always computed from `body`
         /// (a scripted one is ignored); a scripted `Content-Type` replaces the
         /// default `application/json`; a scripted `Connection: close` makes the
         /// server close the connection after this reply.
-        public var headers: [(String, String)]
-        public var body: String
+        package var headers: [(String, String)]
+        package var body: String
         /// How long to wait (after the request is complete) before answering.
-        public var delay: Duration
+        package var delay: Duration
 
-        public init(
+        package init(
             status: Int = 200,
             headers: [(String, String)] = [],
             body: String = #"{"ok":true}"#,
@@ -41,24 +41,24 @@ public final class FakeDari: Sendable {
             self.delay = delay
         }
 
-        public static func ok(_ body: String = #"{"ok":true}"#) -> Reply {
+        package static func ok(_ body: String = #"{"ok":true}"#) -> Reply {
             Reply(status: 200, body: body)
         }
     }
 
     /// A request as FakeDari received it (only kept when started with `record: true`).
-    public struct RecordedRequest: Sendable {
-        public var method: String
-        public var uri: String
+    package struct RecordedRequest: Sendable {
+        package var method: String
+        package var uri: String
         /// Last non-empty path component of the URI, query and fragment removed.
-        public var id: String
+        package var id: String
         /// Headers in the order and spelling received.
-        public var headers: [(String, String)]
-        public var body: [UInt8]
+        package var headers: [(String, String)]
+        package var body: [UInt8]
         /// When the request head arrived.
-        public var receivedAt: ContinuousClock.Instant
+        package var receivedAt: ContinuousClock.Instant
 
-        public init(
+        package init(
             method: String,
             uri: String,
             id: String,
@@ -75,13 +75,13 @@ public final class FakeDari: Sendable {
         }
 
         /// The first header named `name`, compared case-insensitively.
-        public func header(_ name: String) -> String? {
+        package func header(_ name: String) -> String? {
             let wanted = name.lowercased()
             return headers.first { $0.0.lowercased() == wanted }?.1
         }
 
         /// The body decoded as UTF-8 (lossy), handy in assertions.
-        public var bodyString: String { String(decoding: body, as: UTF8.self) }
+        package var bodyString: String { String(decoding: body, as: UTF8.self) }
     }
 
     private let store: Store
@@ -89,8 +89,8 @@ public final class FakeDari: Sendable {
     private let serverChannel: any Channel
     private let isShutDown = Mutex(false)
 
-    public let port: Int
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    package let port: Int
+    package var baseURL: String { "http://127.0.0.1:\(port)" }
 
     private init(store: Store, group: MultiThreadedEventLoopGroup, serverChannel: any Channel, port: Int) {
         self.store = store
@@ -109,7 +109,7 @@ public final class FakeDari: Sendable {
     ///     ids that have a script (it returns 0 for the others), `requests(id:)`
     ///     and `allRequests` are empty.
     ///   - eventLoopThreads: threads of the server's own event-loop group.
-    public static func start(
+    package static func start(
         port: Int = 0,
         defaultReply: Reply = .ok(),
         record: Bool = true,
@@ -148,32 +148,32 @@ public final class FakeDari: Sendable {
     /// Successive requests whose id is `id` get these replies in order; once used
     /// up the last one repeats. Scripting an id again restarts from the first
     /// reply; an empty list removes the script (the default reply answers again).
-    public func script(id: String, _ replies: [Reply]) {
+    package func script(id: String, _ replies: [Reply]) {
         store.script(id: id, replies)
     }
 
     /// Requests received for `id`, in arrival order (empty when not recording).
-    public func requests(id: String) -> [RecordedRequest] {
+    package func requests(id: String) -> [RecordedRequest] {
         store.state.withLock { state in state.recorded.filter { $0.id == id } }
     }
 
     /// Every request received, in arrival order (empty when not recording).
-    public var allRequests: [RecordedRequest] {
+    package var allRequests: [RecordedRequest] {
         store.state.withLock { $0.recorded }
     }
 
     /// Number of complete requests received.
-    public var requestCount: Int {
+    package var requestCount: Int {
         store.state.withLock { $0.total }
     }
 
     /// Number of complete requests received for `id`.
-    public func requestCount(id: String) -> Int {
+    package func requestCount(id: String) -> Int {
         store.state.withLock { $0.countByID[id] ?? 0 }
     }
 
     /// Stops listening and closes every connection. Safe to call more than once.
-    public func shutdown() async throws {
+    package func shutdown() async throws {
         let alreadyDown = isShutDown.withLock { down in
             defer { down = true }
             return down
@@ -188,7 +188,7 @@ public final class FakeDari: Sendable {
     }
 }
 
-public enum FakeDariError: Error, Sendable {
+package enum FakeDariError: Error, Sendable {
     case noLocalAddress
 }
 

@@ -16,22 +16,22 @@ import Synchronization
 /// Any channel or connection error ends the whole object (the channel is not
 /// reopened in place): the owner builds a new connection, which keeps delivery
 /// tags simple, since tags of a dead connection can never be acked by accident.
-public final class AMQPConnection: Sendable {
-    public struct Options: Sendable {
+package final class AMQPConnection: Sendable {
+    package struct Options: Sendable {
         /// A URL's `?heartbeat=` wins over this.
-        public var heartbeatSeconds: Int32 = 10
+        package var heartbeatSeconds: Int32 = 10
         /// TCP connect and TLS handshake, each; a URL's `?connection_timeout=` wins.
-        public var connectTimeoutSeconds: Int = 10
+        package var connectTimeoutSeconds: Int = 10
         /// For `amqps://` URLs; a URL's `cacertfile`, `certfile`/`keyfile`, `verify` win.
-        public var tls = AMQPTLSOptions()
-        public var rpcTimeoutSeconds: Int = 30
-        public var connectionName: String = "dari-bridge"
+        package var tls = AMQPTLSOptions()
+        package var rpcTimeoutSeconds: Int = 30
+        package var connectionName: String = "dari-bridge"
         /// A delivery whose body is larger is read off the socket and dropped
         /// frame by frame, never held (`AMQPDelivery.bodyDiscarded`).
-        public var maxBodyBytes: Int = 128 << 20
+        package var maxBodyBytes: Int = 128 << 20
         /// Called on the connection thread when the broker blocks / unblocks publishing.
-        public var onBlocked: (@Sendable (_ blocked: Bool, _ reason: String) -> Void)? = nil
-        public init() {}
+        package var onBlocked: (@Sendable (_ blocked: Bool, _ reason: String) -> Void)? = nil
+        package init() {}
     }
 
     typealias Command = @Sendable (AMQPIO) -> Void
@@ -50,8 +50,8 @@ public final class AMQPConnection: Sendable {
 
     /// Distinguishes this connection (and so its only channel) from every other
     /// one in the process; deliveries carry it.
-    public let incarnation: UInt64
-    public let url: AMQPURL
+    package let incarnation: UInt64
+    package let url: AMQPURL
     let shared = Mutex(Shared())
     let wakeFD: Int32
     let logger: Logger
@@ -69,7 +69,7 @@ public final class AMQPConnection: Sendable {
 
     /// Opens the TCP (or TLS) connection, logs in, opens channel 1 and puts it
     /// in confirm mode, all on the connection's own thread.
-    public static func connect(to url: AMQPURL, options: Options = Options(), logger: Logger = Logger(label: "amqp")) async throws -> AMQPConnection {
+    package static func connect(to url: AMQPURL, options: Options = Options(), logger: Logger = Logger(label: "amqp")) async throws -> AMQPConnection {
         let connection = AMQPConnection(url: url, logger: logger)
         guard connection.wakeFD >= 0 else {
             throw AMQPError(kind: .connect, text: "eventfd failed: errno \(errno)")
@@ -128,17 +128,17 @@ public final class AMQPConnection: Sendable {
     }
 
     /// Whether the connection is still open.
-    public var isOpen: Bool { shared.withLock { $0.closed == nil } }
+    package var isOpen: Bool { shared.withLock { $0.closed == nil } }
 
     /// The heartbeat interval negotiated at login, in seconds (0 = off).
-    public var negotiatedHeartbeatSeconds: Int { Int(shared.withLock { $0.heartbeat }) }
+    package var negotiatedHeartbeatSeconds: Int { Int(shared.withLock { $0.heartbeat }) }
 
     /// Whether the broker has blocked publishing (memory or disk alarm).
-    public var isBlocked: Bool { shared.withLock { $0.blocked } }
+    package var isBlocked: Bool { shared.withLock { $0.blocked } }
 
     /// Waits until the connection has ended; returns the error it ended with
     /// (`nil` after a clean `close()`).
-    public func closed() async -> AMQPError? {
+    package func closed() async -> AMQPError? {
         await withCheckedContinuation { (continuation: CheckedContinuation<AMQPError?, Never>) in
             let done: (Bool, AMQPError?) = shared.withLock { s in
                 if s.finished { return (true, s.closed) }
@@ -152,11 +152,11 @@ public final class AMQPConnection: Sendable {
     // MARK: - Topology
 
     @discardableResult
-    public func declareQueue(_ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false, arguments: [String: AMQPArgument] = [:]) async throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
+    package func declareQueue(_ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false, arguments: [String: AMQPArgument] = [:]) async throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
         try await perform { io in try io.declareQueue(name, durable: durable, exclusive: exclusive, autoDelete: autoDelete, arguments: arguments) }
     }
 
-    public func declareExchange(_ name: String, type: String = "topic", durable: Bool = true) async throws {
+    package func declareExchange(_ name: String, type: String = "topic", durable: Bool = true) async throws {
         try await perform { io in try io.declareExchange(name, type: type, durable: durable) }
     }
 
@@ -165,7 +165,7 @@ public final class AMQPConnection: Sendable {
     /// channel (404 NOT_FOUND), which ends this connection: the error has
     /// `replyCode == 404`, and the caller goes on with a new connection.
     @discardableResult
-    public func checkQueue(_ name: String) async throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
+    package func checkQueue(_ name: String) async throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
         try await perform { io in try io.declareQueue(name, passive: true, durable: false, exclusive: false, autoDelete: false, arguments: [:]) }
     }
 
@@ -175,35 +175,35 @@ public final class AMQPConnection: Sendable {
     /// answer comes even when the consumer's channel is stuck. Waits `timeout`
     /// at most (rounded to milliseconds); any failure (a missing queue, no answer in
     /// time) ends the connection, as every failed call does.
-    public func queueCounts(_ name: String, timeout: Duration) async throws -> (messageCount: UInt32, consumerCount: UInt32) {
+    package func queueCounts(_ name: String, timeout: Duration) async throws -> (messageCount: UInt32, consumerCount: UInt32) {
         let ms = max(1, Int(timeout.components.seconds) * 1000 + Int(timeout.components.attoseconds / 1_000_000_000_000_000))
         return try await perform { io in try io.queueCounts(name, timeoutMs: ms) }
     }
 
     /// A passive `exchange.declare`; a missing exchange ends the connection as in `checkQueue`.
-    public func checkExchange(_ name: String) async throws {
+    package func checkExchange(_ name: String) async throws {
         try await perform { io in try io.declareExchange(name, type: "topic", passive: true, durable: false) }
     }
 
-    public func bindQueue(_ queue: String, exchange: String, routingKey: String) async throws {
+    package func bindQueue(_ queue: String, exchange: String, routingKey: String) async throws {
         try await perform { io in try io.bindQueue(queue, exchange: exchange, routingKey: routingKey) }
     }
 
     @discardableResult
-    public func deleteQueue(_ name: String) async throws -> UInt32 {
+    package func deleteQueue(_ name: String) async throws -> UInt32 {
         try await perform { io in try io.deleteQueue(name) }
     }
 
-    public func qos(prefetchCount: UInt16) async throws {
+    package func qos(prefetchCount: UInt16) async throws {
         try await perform { io in try io.qos(prefetchCount: prefetchCount) }
     }
 
     // MARK: - Consuming
 
     /// A consumer whose deliveries are a stream (see `consume(queue:)`).
-    public struct Consumer: Sendable {
-        public let tag: String
-        public let deliveries: AsyncThrowingStream<AMQPDelivery, Error>
+    package struct Consumer: Sendable {
+        package let tag: String
+        package let deliveries: AsyncThrowingStream<AMQPDelivery, Error>
     }
 
     /// Starts a consumer with manual acks whose deliveries are the returned
@@ -212,7 +212,7 @@ public final class AMQPConnection: Sendable {
     /// connection ends. The stream is unbounded on purpose: the bound is the
     /// `basic.qos` prefetch, and a dropping buffer would leave deliveries
     /// unacked until the channel dies.
-    public func consume(queue: String) async throws -> Consumer {
+    package func consume(queue: String) async throws -> Consumer {
         let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, Error>.makeStream()
         let tag = try await consume(queue: queue, into: StreamDestination(continuation: continuation))
         return Consumer(tag: tag, deliveries: stream)
@@ -223,13 +223,13 @@ public final class AMQPConnection: Sendable {
     /// thread in delivery order: no task hop between the socket and wherever
     /// the destination puts a delivery. Returns the consumer tag. When
     /// `basic.consume` fails this throws and `destination` is never called.
-    public func consume(queue: String, into destination: some AMQPConsumerDestination) async throws -> String {
+    package func consume(queue: String, into destination: some AMQPConsumerDestination) async throws -> String {
         try await perform { io in try io.consume(queue: queue, destination: destination) }
     }
 
     /// Cancels a consumer; its destination is finished (without error) once
     /// every delivery the broker sent before `cancel-ok` was handed to it.
-    public func cancel(consumerTag: String) async throws {
+    package func cancel(consumerTag: String) async throws {
         try await perform { io in try io.cancel(consumerTag: consumerTag) }
     }
 
@@ -238,16 +238,16 @@ public final class AMQPConnection: Sendable {
     /// Acks a delivery. Fire-and-forget: the ack is written in order with every
     /// other command. Throws when the connection has ended (the broker will
     /// redeliver the message; the ack must not be sent anywhere else).
-    public func ack(deliveryTag: UInt64, multiple: Bool = false) throws {
+    package func ack(deliveryTag: UInt64, multiple: Bool = false) throws {
         if let error = enqueue({ io in io.ack(deliveryTag, multiple: multiple) }) { throw error }
     }
 
-    public func reject(deliveryTag: UInt64, requeue: Bool) throws {
+    package func reject(deliveryTag: UInt64, requeue: Bool) throws {
         if let error = enqueue({ io in io.reject(deliveryTag, requeue: requeue) }) { throw error }
     }
 
     /// `basic.nack`: like reject, optionally for every unacked tag up to this one.
-    public func nack(deliveryTag: UInt64, multiple: Bool = false, requeue: Bool) throws {
+    package func nack(deliveryTag: UInt64, multiple: Bool = false, requeue: Bool) throws {
         if let error = enqueue({ io in io.nack(deliveryTag, multiple: multiple, requeue: requeue) }) { throw error }
     }
 
@@ -256,7 +256,7 @@ public final class AMQPConnection: Sendable {
     /// Publishes and returns once the broker confirmed the message. Throws
     /// `.nacked` on a nack, `.returned` when `mandatory` and unroutable, or the
     /// connection's error if it ends first (the outcome is then unknown).
-    public func publish(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false) async throws {
+    package func publish(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false) async throws {
         let id = Self.publishIds.add(1, ordering: .relaxed).newValue
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
@@ -280,7 +280,7 @@ public final class AMQPConnection: Sendable {
 
     /// Closes the channel and the connection cleanly (commands queued before
     /// this one, such as acks, are sent first) and waits for the thread to end.
-    public func close() async {
+    package func close() async {
         if enqueue({ io in io.requestClose() }) == nil {
             _ = await closed()
         }

@@ -2,7 +2,7 @@
 /// `AMQPConnection.consume(queue:into:)`. Both methods are called on the
 /// connection's IO thread, so keep them short (hand the delivery on, e.g.
 /// yield it into a stream); nothing else of the connection runs meanwhile.
-public protocol AMQPConsumerDestination: Sendable {
+package protocol AMQPConsumerDestination: Sendable {
     /// One delivery, in the broker's order.
     func deliver(_ delivery: AMQPDelivery)
 

@@ -2,8 +2,8 @@ import CRabbitMQ
 
 /// Errors from the broker or the connection, with the broker's reply code and
 /// text where the broker sent one. `description` is short and bounded.
-public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable, Equatable {
+package struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Kind: String, Sendable, Equatable {
         /// librabbitmq reported a socket/protocol error (see `libraryStatus`).
         case library
         /// The broker closed the channel (`channel.close`), e.g. 404 NOT_FOUND, 406 PRECONDITION_FAILED.
@@ -26,12 +26,12 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         case unencodable
     }
 
-    public var kind: Kind
-    public var replyCode: UInt16?
-    public var text: String
-    public var libraryStatus: Int32?
+    package var kind: Kind
+    package var replyCode: UInt16?
+    package var text: String
+    package var libraryStatus: Int32?
 
-    public init(kind: Kind, replyCode: UInt16? = nil, text: String, libraryStatus: Int32? = nil) {
+    package init(kind: Kind, replyCode: UInt16? = nil, text: String, libraryStatus: Int32? = nil) {
         self.kind = kind
         self.replyCode = replyCode
         self.text = text
@@ -44,9 +44,9 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// librabbitmq gave up waiting for the broker's answer (an RPC timeout).
-    public var isTimeout: Bool { kind == .library && libraryStatus == AMQP_STATUS_TIMEOUT.rawValue }
+    package var isTimeout: Bool { kind == .library && libraryStatus == AMQP_STATUS_TIMEOUT.rawValue }
 
-    public var description: String {
+    package var description: String {
         if let replyCode {
             return "\(kind.rawValue) (\(replyCode)): \(text)"
         }

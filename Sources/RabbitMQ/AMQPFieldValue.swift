@@ -3,7 +3,7 @@
 /// Headers come from whoever can publish to the queue: every type and value is
 /// possible, so every type is represented (none dropped, none trapping).
 /// Nesting is bounded when decoding (`maxDepth`): deeper values become `.void`.
-public indirect enum AMQPFieldValue: Sendable, Equatable {
+package indirect enum AMQPFieldValue: Sendable, Equatable {
     case bool(Bool)
     case int8(Int8)
     case uint8(UInt8)
@@ -27,12 +27,12 @@ public indirect enum AMQPFieldValue: Sendable, Equatable {
     case void
 
     /// Deeper nesting than this is not decoded (the value becomes `.void`).
-    public static let maxDepth = 16
+    package static let maxDepth = 16
 
     /// The value as an integer, when it is one (any integer type) or a long
     /// string of at most 19 ASCII digits with an optional leading '-'.
     /// Never traps.
-    public var integerValue: Int64? {
+    package var integerValue: Int64? {
         switch self {
         case .int8(let v): return Int64(v)
         case .uint8(let v): return Int64(v)
@@ -50,7 +50,7 @@ public indirect enum AMQPFieldValue: Sendable, Equatable {
     }
 
     /// The value as text when it is a long string that is valid UTF-8.
-    public var stringValue: String? {
+    package var stringValue: String? {
         guard case .longString(let b) = self else { return nil }
         return String(validating: b, as: UTF8.self)
     }
@@ -58,23 +58,23 @@ public indirect enum AMQPFieldValue: Sendable, Equatable {
 
 /// An AMQP field table: entries in wire order. Keys may repeat and may be
 /// empty (a publisher can send anything); lookups take the first match.
-public struct AMQPTable: Sendable, Equatable {
-    public struct Entry: Sendable, Equatable {
-        public var key: String
-        public var value: AMQPFieldValue
-        public init(key: String, value: AMQPFieldValue) {
+package struct AMQPTable: Sendable, Equatable {
+    package struct Entry: Sendable, Equatable {
+        package var key: String
+        package var value: AMQPFieldValue
+        package init(key: String, value: AMQPFieldValue) {
             self.key = key
             self.value = value
         }
     }
 
-    public var entries: [Entry]
+    package var entries: [Entry]
 
-    public init(_ entries: [Entry] = []) { self.entries = entries }
+    package init(_ entries: [Entry] = []) { self.entries = entries }
 
-    public var isEmpty: Bool { entries.isEmpty }
+    package var isEmpty: Bool { entries.isEmpty }
 
-    public subscript(key: String) -> AMQPFieldValue? {
+    package subscript(key: String) -> AMQPFieldValue? {
         get { entries.first(where: { $0.key == key })?.value }
         set {
             entries.removeAll(where: { $0.key == key })
@@ -84,22 +84,22 @@ public struct AMQPTable: Sendable, Equatable {
 }
 
 extension AMQPFieldValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral {
-    public init(stringLiteral value: String) { self = .longString(Array(value.utf8)) }
-    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    package init(stringLiteral value: String) { self = .longString(Array(value.utf8)) }
+    package init(booleanLiteral value: Bool) { self = .bool(value) }
 
     /// A UTF-8 long string.
-    public static func string(_ s: String) -> AMQPFieldValue { .longString(Array(s.utf8)) }
+    package static func string(_ s: String) -> AMQPFieldValue { .longString(Array(s.utf8)) }
     /// A signed 64-bit integer ('l').
-    public static func int(_ n: Int64) -> AMQPFieldValue { .int64(n) }
+    package static func int(_ n: Int64) -> AMQPFieldValue { .int64(n) }
 }
 
 extension AMQPTable: ExpressibleByDictionaryLiteral {
-    public init(dictionaryLiteral elements: (String, AMQPFieldValue)...) {
+    package init(dictionaryLiteral elements: (String, AMQPFieldValue)...) {
         entries = elements.map { Entry(key: $0.0, value: $0.1) }
     }
 
     /// A table of UTF-8 long strings, sorted by key.
-    public init(strings: [String: String]) {
+    package init(strings: [String: String]) {
         entries = strings.sorted { $0.key < $1.key }.map { Entry(key: $0.key, value: .string($0.value)) }
     }
 }
@@ -123,7 +123,7 @@ extension AMQPFieldValue {
 
 extension AMQPTable {
     /// Bytes the table takes on the wire (its 4-byte length included).
-    public var encodedSize: Int {
+    package var encodedSize: Int {
         4 + entries.reduce(0) { $0 + 1 + min(255, $1.key.utf8.count) + $1.value.encodedSize }
     }
 }

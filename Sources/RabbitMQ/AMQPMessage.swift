@@ -1,15 +1,15 @@
 /// Message properties we read and write. Headers keep every AMQP field type.
-public struct AMQPProperties: Sendable, Equatable {
-    public var contentType: String?
-    public var messageId: String?
-    public var correlationId: String?
-    public var replyTo: String?
-    public var persistent: Bool
-    public var expiration: String?
-    public var timestamp: UInt64?
-    public var headers: AMQPTable
+package struct AMQPProperties: Sendable, Equatable {
+    package var contentType: String?
+    package var messageId: String?
+    package var correlationId: String?
+    package var replyTo: String?
+    package var persistent: Bool
+    package var expiration: String?
+    package var timestamp: UInt64?
+    package var headers: AMQPTable
 
-    public init(contentType: String? = nil, messageId: String? = nil, correlationId: String? = nil,
+    package init(contentType: String? = nil, messageId: String? = nil, correlationId: String? = nil,
                 replyTo: String? = nil, persistent: Bool = false, expiration: String? = nil,
                 timestamp: UInt64? = nil, headers: AMQPTable = AMQPTable()) {
         self.contentType = contentType
@@ -26,28 +26,28 @@ public struct AMQPProperties: Sendable, Equatable {
 /// One message delivered to a consumer. `channelIncarnation` identifies the
 /// channel that delivered it: delivery tags are only meaningful on that channel,
 /// so acks for an incarnation that is gone are dropped, never sent.
-public struct AMQPDelivery: Sendable {
-    public var body: [UInt8]
-    public var properties: AMQPProperties
-    public var deliveryTag: UInt64
-    public var redelivered: Bool
-    public var exchange: String
-    public var routingKey: String
-    public var consumerTag: String
-    public var channelIncarnation: UInt64
+package struct AMQPDelivery: Sendable {
+    package var body: [UInt8]
+    package var properties: AMQPProperties
+    package var deliveryTag: UInt64
+    package var redelivered: Bool
+    package var exchange: String
+    package var routingKey: String
+    package var consumerTag: String
+    package var channelIncarnation: UInt64
     /// The body size the broker announced. When it was over the connection's
     /// `maxBodyBytes`, the body was read off the socket and discarded frame by
     /// frame, never held: `body` is then empty and `bodyDiscarded` true.
-    public var bodySize: UInt64 = 0
-    public var bodyDiscarded: Bool = false
+    package var bodySize: UInt64 = 0
+    package var bodyDiscarded: Bool = false
 }
 
 /// A value in an argument table (queue arguments such as `x-message-ttl`).
-public typealias AMQPArgument = AMQPFieldValue
+package typealias AMQPArgument = AMQPFieldValue
 
 extension AMQPProperties {
     /// Why these properties cannot be sent in a frame of `frameMax` bytes, or nil.
-    public func encodingProblem(frameMax: Int) -> String? {
+    package func encodingProblem(frameMax: Int) -> String? {
         for (value, name) in [(contentType, "content_type"), (messageId, "message_id"), (correlationId, "correlation_id"),
                               (replyTo, "reply_to"), (expiration, "expiration")] {
             if let value, let problem = Self.shortStringProblem(value, name) { return problem }
@@ -66,7 +66,7 @@ extension AMQPProperties {
 
     /// `value` cut to at most 255 UTF-8 bytes at a character boundary (a short
     /// string's limit): what a property copied from a message may be sent as.
-    public static func shortString(_ value: String?) -> String? {
+    package static func shortString(_ value: String?) -> String? {
         guard let value, value.utf8.count > 255 else { return value }
         var out = ""
         var bytes = 0

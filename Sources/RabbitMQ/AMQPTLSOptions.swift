@@ -21,17 +21,17 @@ import Glibc
 /// - `amqp_ssl_socket_set_key` is `SSL_CTX_use_certificate_chain_file` plus
 ///   `SSL_CTX_use_PrivateKey_file`: no passphrase callback, so OpenSSL would
 ///   prompt on the terminal for an encrypted key; we refuse those up front.
-public struct AMQPTLSOptions: Sendable, Equatable {
+package struct AMQPTLSOptions: Sendable, Equatable {
     /// PEM file of the CA certificates that verify the broker; nil = `systemCAFile`.
-    public var caFile: String?
+    package var caFile: String?
     /// PEM client certificate (chain) and its unencrypted PEM key; both or neither.
-    public var certFile: String?
-    public var keyFile: String?
+    package var certFile: String?
+    package var keyFile: String?
     /// Verify the broker's certificate chain and host name (nil = yes).
     /// `false` is RabbitMQ's `verify=verify_none`: both checks off.
-    public var verifyPeer: Bool?
+    package var verifyPeer: Bool?
 
-    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, verifyPeer: Bool? = nil) {
+    package init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, verifyPeer: Bool? = nil) {
         self.caFile = caFile
         self.certFile = certFile
         self.keyFile = keyFile
@@ -40,7 +40,7 @@ public struct AMQPTLSOptions: Sendable, Equatable {
 
     /// These settings where set, `defaults` elsewhere. A client certificate
     /// and its key go together: a pair given here replaces the default pair.
-    public func merged(over defaults: AMQPTLSOptions) -> AMQPTLSOptions {
+    package func merged(over defaults: AMQPTLSOptions) -> AMQPTLSOptions {
         var m = defaults
         if let caFile { m.caFile = caFile }
         if certFile != nil || keyFile != nil {
@@ -51,11 +51,11 @@ public struct AMQPTLSOptions: Sendable, Equatable {
         return m
     }
 
-    public var isEmpty: Bool { self == AMQPTLSOptions() }
+    package var isEmpty: Bool { self == AMQPTLSOptions() }
 
     /// The system CA bundle: `$SSL_CERT_FILE` when set (OpenSSL's own
     /// convention), else Debian's `/etc/ssl/certs/ca-certificates.crt`.
-    public static func systemCAFile(environment: [String: String]? = nil) -> String {
+    package static func systemCAFile(environment: [String: String]? = nil) -> String {
         let fromEnvironment: String?
         if let environment {
             fromEnvironment = environment["SSL_CERT_FILE"]
@@ -70,14 +70,14 @@ public struct AMQPTLSOptions: Sendable, Equatable {
 /// Checks on the PEM files named by TLS settings, at configuration time and
 /// again just before librabbitmq loads them (OpenSSL's own errors on a missing
 /// or malformed file are only "SSL error").
-public enum PEMFile {
-    public enum Kind: Sendable {
+package enum PEMFile {
+    package enum Kind: Sendable {
         case certificates, privateKey
     }
 
     /// nil when `path` is a readable file that looks like PEM of that kind,
     /// else why not (naming the path, never quoting the content).
-    public static func problem(_ path: String, kind: Kind) -> String? {
+    package static func problem(_ path: String, kind: Kind) -> String? {
         if path.isEmpty { return "the file name is empty" }
         if path.utf8.contains(0) { return "the file name contains a NUL byte" }
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)

@@ -3,7 +3,7 @@ extension AMQPURL {
     /// else before the host: a password with an unencoded `/`, `?`, `#` or `@`
     /// would otherwise end up in the error (and in a log) as "the port" or
     /// "the vhost".
-    public init(parsing string: String) throws(ParseError) {
+    package init(parsing string: String) throws(ParseError) {
         if string.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
             throw ParseError("contains a control character")
         }
@@ -85,7 +85,7 @@ extension AMQPURL {
 
     /// `AMQP_URL` as a comma-separated list (the nodes of a cluster). Items
     /// are trimmed of white space; an empty item is an error.
-    public static func parseList(_ text: String) throws(ParseError) -> [AMQPURL] {
+    package static func parseList(_ text: String) throws(ParseError) -> [AMQPURL] {
         let items = text.split(separator: ",", omittingEmptySubsequences: false)
         var urls: [AMQPURL] = []
         for (i, item) in items.enumerated() {

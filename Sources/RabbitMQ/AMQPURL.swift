@@ -10,24 +10,24 @@
 ///
 /// Parsing never echoes the user or password (nor anything before the host)
 /// in an error, and `description` leaves the password out: both are safe to log.
-public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
-    public var tls: Bool
-    public var host: String
-    public var port: Int
-    public var user: String
-    public var password: String
-    public var vhost: String
+package struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
+    package var tls: Bool
+    package var host: String
+    package var port: Int
+    package var user: String
+    package var password: String
+    package var vhost: String
     /// `?heartbeat=` in seconds; wins over `AMQPConnection.Options.heartbeatSeconds`.
-    public var heartbeatSeconds: Int?
+    package var heartbeatSeconds: Int?
     /// `?connection_timeout=` in milliseconds (TCP connect, then TLS handshake);
     /// wins over `AMQPConnection.Options.connectTimeoutSeconds`.
-    public var connectionTimeoutMs: Int?
+    package var connectionTimeoutMs: Int?
     /// `?cacertfile=`, `certfile`, `keyfile`, `verify`; win over `AMQPConnection.Options.tls`.
-    public var tlsOptions: AMQPTLSOptions
+    package var tlsOptions: AMQPTLSOptions
 
-    public static let `default` = AMQPURL(host: "127.0.0.1")
+    package static let `default` = AMQPURL(host: "127.0.0.1")
 
-    public init(tls: Bool = false, host: String, port: Int? = nil, user: String = "guest", password: String = "guest", vhost: String = "/",
+    package init(tls: Bool = false, host: String, port: Int? = nil, user: String = "guest", password: String = "guest", vhost: String = "/",
                 heartbeatSeconds: Int? = nil, connectionTimeoutMs: Int? = nil, tlsOptions: AMQPTLSOptions = AMQPTLSOptions()) {
         self.tls = tls
         self.host = host
@@ -40,11 +40,11 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         self.tlsOptions = tlsOptions
     }
 
-    public struct ParseError: Error, Sendable, CustomStringConvertible {
-        public var reason: String
+    package struct ParseError: Error, Sendable, CustomStringConvertible {
+        package var reason: String
         /// The error could come from a ',' inside a password splitting a URL list.
         var maySplitAtComma = false
-        public var description: String { reason }
+        package var description: String { reason }
 
         init(_ reason: String, maySplitAtComma: Bool = false) {
             self.reason = reason
@@ -53,7 +53,7 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The URL without the password, safe to log.
-    public var description: String {
+    package var description: String {
         let hostText = host.contains(":") ? "[\(host)]" : host
         var query: [String] = []
         if let heartbeatSeconds { query.append("heartbeat=\(heartbeatSeconds)") }

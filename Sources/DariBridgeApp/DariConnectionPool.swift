@@ -1,0 +1,162 @@
+import DariBridge
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Keep-alive HTTP/1.1 connections to Dari, per origin (scheme, host, port as approved).
+///
+/// A request takes the most recently used idle connection of its origin or opens a new one;
+/// the pipeline never has more than `concurrency` requests in flight, so there are never more
+/// connections than that per origin, and nothing queues. An idle connection is closed after
+/// `idleTimeout`, or when the server closes it. A new connection's peer address is checked
+/// against the policy (`DariClient+AddressCheck.swift`) before TLS starts and before a byte
+/// of a request is written.
+final class DariConnectionPool: Sendable {
+    static let idleTimeout: TimeAmount = .seconds(60)
+    /// Dari's answers have a few short headers.
+    static let decoderLimits: NIOHTTPDecoderLimitConfiguration = {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = 16 * 1024
+        limits.maxHeaderListSize = 64 * 1024
+        limits.maxHeaderFieldCount = 256
+        return limits
+    }()
+
+    struct Origin: Hashable, Sendable {
+        var scheme: String
+        var host: String
+        var port: Int
+    }
+
+    private struct State {
+        var idle: [Origin: [DariExchangeHandler]] = [:]
+        var open: [ObjectIdentifier: (DariExchangeHandler, any Channel)] = [:]
+        var shutDown = false
+        var tls: NIOSSLContext?
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let group: any EventLoopGroup
+    private let policy: URLPolicy
+    private let maxIdlePerOrigin: Int
+    private let connectTimeout: TimeAmount
+    private let maxBodyBytes: Int
+    private let tlsConfiguration: TLSConfiguration
+
+    init(group: any EventLoopGroup, policy: URLPolicy, maxIdlePerOrigin: Int, connectTimeout: TimeAmount,
+         maxBodyBytes: Int, tlsConfiguration: TLSConfiguration) {
+        self.group = group
+        self.policy = policy
+        self.maxIdlePerOrigin = max(1, maxIdlePerOrigin)
+        self.connectTimeout = connectTimeout
+        self.maxBodyBytes = maxBodyBytes
+        self.tlsConfiguration = tlsConfiguration
+    }
+
+    /// The most recently used idle connection of `origin`, or nil.
+    func takeIdle(_ origin: Origin) -> DariExchangeHandler? {
+        state.withLockedValue { state in
+            guard !state.shutDown else { return nil }
+            return state.idle[origin]?.popLast()
+        }
+    }
+
+    /// A new connection to `origin`, checked, with TLS when the scheme is https.
+    func connect(_ origin: Origin, deadline: NIODeadline) async throws -> DariExchangeHandler {
+        if state.withLockedValue({ $0.shutDown }) { throw DariTransportError(reason: "the HTTP client is shut down") }
+        let tls = origin.scheme == "https" ? try tlsContext() : nil
+        let remaining = deadline - .now()
+        guard remaining > .zero else { throw DariTransportError(reason: "request timed out") }
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(min(connectTimeout, remaining))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        // An IPv6 literal is approved with its brackets (the form of the Host header).
+        let host = origin.host.hasPrefix("[") && origin.host.hasSuffix("]") ? String(origin.host.dropFirst().dropLast()) : origin.host
+        let channel = try await bootstrap.connect(host: host, port: origin.port).get()
+        if let refusal = Self.addressRefusal(channel.remoteAddress, policy) {
+            channel.close(promise: nil)
+            throw DariRequestRefused(reason: refusal)
+        }
+        let handler = DariExchangeHandler(
+            eventLoop: channel.eventLoop, maxBodyBytes: maxBodyBytes,
+            release: { [weak self] handler in self?.release(handler, to: origin) ?? false },
+            forget: { [weak self] handler in self?.forget(handler) })
+        let registered = state.withLockedValue { state -> Bool in
+            guard !state.shutDown else { return false }
+            state.open[ObjectIdentifier(handler)] = (handler, channel)
+            return true
+        }
+        guard registered else {
+            channel.close(promise: nil)
+            throw DariTransportError(reason: "the HTTP client is shut down")
+        }
+        let serverName = IPAddress(parsing: host) == nil ? host : nil
+        do {
+            try await channel.eventLoop.submit {
+                let pipeline = channel.pipeline.syncOperations
+                if let tls {
+                    // A host name is sent as SNI and verified against the certificate; an IP
+                    // literal is verified against the certificate's IP addresses.
+                    try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                }
+                try pipeline.addHandler(HTTPRequestEncoder())
+                try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(
+                    leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: Self.decoderLimits)))
+                try pipeline.addHandler(NIOHTTPRequestHeadersValidator())
+                try pipeline.addHandler(handler)
+            }.get()
+        } catch {
+            channel.close(promise: nil)
+            forget(handler)
+            throw DariTransportError(reason: DariClient.describe(error))
+        }
+        return handler
+    }
+
+    /// Closes the idle connections; the busy ones close when their answer is in.
+    func shutdown() async {
+        let channels = state.withLockedValue { state -> [any Channel] in
+            state.shutDown = true
+            let idle = state.idle.values.flatMap { $0 }
+            state.idle = [:]
+            return idle.compactMap { state.open[ObjectIdentifier($0)]?.1 }
+        }
+        for channel in channels {
+            try? await channel.close()
+        }
+    }
+
+    private func release(_ handler: DariExchangeHandler, to origin: Origin) -> Bool {
+        state.withLockedValue { state in
+            guard !state.shutDown, state.open[ObjectIdentifier(handler)] != nil else { return false }
+            guard (state.idle[origin]?.count ?? 0) < maxIdlePerOrigin else { return false }
+            state.idle[origin, default: []].append(handler)
+            return true
+        }
+    }
+
+    private func forget(_ handler: DariExchangeHandler) {
+        state.withLockedValue { state in
+            state.open[ObjectIdentifier(handler)] = nil
+            for (origin, list) in state.idle where list.contains(where: { $0 === handler }) {
+                state.idle[origin] = list.filter { $0 !== handler }
+            }
+        }
+    }
+
+    /// One TLS context for all https connections, made on first use (it loads the trust roots).
+    private func tlsContext() throws -> NIOSSLContext {
+        try state.withLockedValue { state in
+            if let tls = state.tls { return tls }
+            do {
+                let tls = try NIOSSLContext(configuration: tlsConfiguration)
+                state.tls = tls
+                return tls
+            } catch {
+                throw DariTransportError(reason: "TLS set-up failed: \(error)")
+            }
+        }
+    }
+}

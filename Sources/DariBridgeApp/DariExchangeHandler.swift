@@ -1,0 +1,211 @@
+import DariBridge
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// One keep-alive HTTP/1.1 connection to Dari, one request at a time: the last handler of
+/// the channel (after TLS, the request encoder, the response decoder and NIO's header
+/// validator). It writes the request, gathers the answer (status, `Retry-After`, at most
+/// `maxBodyBytes` of body) and resumes the waiting task once, from the event loop, with the
+/// whole answer: one hop per request, no futures on the way.
+///
+/// Everything below runs on the channel's event loop; other threads only reach it through
+/// `exchange`, which hops there (hence `@unchecked Sendable`).
+final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// The connection was found closed before a byte of the request was written: safe to
+    /// send the request on another connection (nothing reached Dari).
+    struct Stale: Error {}
+
+    /// One request's cancellation flag; set on the event loop only.
+    final class Token: @unchecked Sendable {
+        var cancelled = false
+    }
+
+    let eventLoop: any EventLoop
+    let maxBodyBytes: Int
+    /// Called (on the event loop) when the answer left the connection reusable; false = close it.
+    private let release: @Sendable (DariExchangeHandler) -> Bool
+    /// Called (on the event loop) once the connection is closed.
+    private let forget: @Sendable (DariExchangeHandler) -> Void
+
+    private var context: ChannelHandlerContext?
+    private var closed = false
+    private var continuation: UnsafeContinuation<DariResponse, any Error>?
+    private var token: Token?
+    private var deadline: NIOScheduledCallback?
+    private var idleTimer: NIOScheduledCallback?
+    private var status = 0
+    private var headSeen = false
+    private var keepAlive = true
+    private var retryAfter: String?
+    private var body: [UInt8] = []
+
+    init(eventLoop: any EventLoop, maxBodyBytes: Int,
+         release: @escaping @Sendable (DariExchangeHandler) -> Bool,
+         forget: @escaping @Sendable (DariExchangeHandler) -> Void) {
+        self.eventLoop = eventLoop
+        self.maxBodyBytes = maxBodyBytes
+        self.release = release
+        self.forget = forget
+    }
+
+    /// Sends `head` and `body` and waits for the whole answer. Throws `Stale` when the
+    /// connection was closed before anything was written, `CancellationError` when the task
+    /// is cancelled (the connection is then closed: its answer would belong to nobody),
+    /// `DariTransportError` for everything else that is not an HTTP answer.
+    func exchange(head: HTTPRequestHead, body: ByteBuffer, deadline: NIODeadline) async throws -> DariResponse {
+        let token = Token()
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                eventLoop.execute { self.start(head: head, body: body, deadline: deadline, token: token, continuation: continuation) }
+            }
+        } onCancel: {
+            eventLoop.execute { self.cancel(token) }
+        }
+    }
+
+    // MARK: event loop
+
+    private func start(head: HTTPRequestHead, body: ByteBuffer, deadline: NIODeadline, token: Token,
+                       continuation: UnsafeContinuation<DariResponse, any Error>) {
+        eventLoop.assertInEventLoop()
+        guard let context, !closed, context.channel.isActive else {
+            continuation.resume(throwing: Stale())
+            return
+        }
+        if token.cancelled {
+            continuation.resume(throwing: CancellationError())
+            return
+        }
+        idleTimer?.cancel()
+        idleTimer = nil
+        self.continuation = continuation
+        self.token = token
+        do {
+            self.deadline = try eventLoop.scheduleCallback(at: deadline, handler: Timeout(handler: self, token: token))
+        } catch {
+            finish(.failure(DariTransportError(reason: "request timed out")), reuse: false)
+            return
+        }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        // A failed write closes the channel, and channelInactive fails the request.
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func cancel(_ token: Token) {
+        if self.token === token {
+            finish(.failure(CancellationError()), reuse: false)
+        } else {
+            token.cancelled = true  // not started yet: start() sees it
+        }
+    }
+
+    fileprivate func timedOut(_ token: Token) {
+        guard self.token === token else { return }
+        deadline = nil
+        finish(.failure(DariTransportError(reason: "request timed out")), reuse: false)
+    }
+
+    fileprivate func idleTimeout() {
+        idleTimer = nil
+        // Still in the pool (not taken meanwhile): the pool forgets it on close.
+        if continuation == nil { context?.close(promise: nil) }
+    }
+
+    /// Puts this connection back for `idle` (closing it then), or closes it.
+    private func finish(_ result: Result<DariResponse, any Error>, reuse: Bool) {
+        guard let continuation else { return }
+        self.continuation = nil
+        self.token = nil
+        deadline?.cancel()
+        deadline = nil
+        status = 0
+        headSeen = false
+        retryAfter = nil
+        body = []
+        let again = reuse && keepAlive && !closed && release(self)
+        keepAlive = true
+        if again {
+            idleTimer = try? eventLoop.scheduleCallback(in: DariConnectionPool.idleTimeout, handler: IdleTimeout(handler: self))
+        } else {
+            context?.close(promise: nil)
+        }
+        continuation.resume(with: result)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard continuation != nil else {
+            // An answer nobody asked for: this connection cannot be trusted to pair answers.
+            context.close(promise: nil)
+            return
+        }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            headSeen = true
+            status = Int(head.status.code)
+            retryAfter = head.headers.first(name: "Retry-After")
+            keepAlive = head.isKeepAlive
+            if status < 200 {
+                // 101 (the decoder drops the other 1xx): no answer follows on this connection.
+                keepAlive = false
+                finish(.success(DariResponse(status: status, body: [], retryAfter: retryAfter)), reuse: false)
+            }
+        case .body(let part):
+            if body.count + part.readableBytes > maxBodyBytes {
+                // Too large to be a Dari answer: keep the status, drop the body, stop reading
+                // (the connection is closed), so an endless body cannot turn an answer into a
+                // timeout and a second POST.
+                finish(.success(DariResponse(status: status, body: [], retryAfter: retryAfter)), reuse: false)
+                return
+            }
+            if body.isEmpty { body.reserveCapacity(part.readableBytes) }
+            body.append(contentsOf: part.readableBytesView)
+        case .end:
+            let answer = DariResponse(status: status, body: body, retryAfter: retryAfter)
+            finish(.success(answer), reuse: true)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A TLS peer that closes without close_notify: the close itself decides (a
+        // close-delimited body ends there, anything else fails in channelInactive).
+        if let ssl = error as? NIOSSLError, case .uncleanShutdown = ssl { return }
+        // The decoder's word for a close before the announced end of the body.
+        if let parser = error as? HTTPParserError, case .invalidEOFState = parser, headSeen {
+            finish(.failure(DariTransportError(reason: "connection closed in the middle of the answer")), reuse: false)
+            context.close(promise: nil)
+            return
+        }
+        finish(.failure(DariTransportError(reason: DariClient.describe(error))), reuse: false)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        idleTimer?.cancel()
+        idleTimer = nil
+        finish(.failure(DariTransportError(reason: headSeen ? "connection closed in the middle of the answer"
+                                                            : "connection closed before the answer")), reuse: false)
+        forget(self)
+        context.fireChannelInactive()
+    }
+
+    private struct Timeout: NIOScheduledCallbackHandler, @unchecked Sendable {
+        let handler: DariExchangeHandler
+        let token: Token
+        func handleScheduledCallback(eventLoop: some EventLoop) { handler.timedOut(token) }
+    }
+
+    private struct IdleTimeout: NIOScheduledCallbackHandler, @unchecked Sendable {
+        let handler: DariExchangeHandler
+        func handleScheduledCallback(eventLoop: some EventLoop) { handler.idleTimeout() }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A raw HTTP/1.1 server on 127.0.0.1 that answers each request with whatever bytes the test
+/// says, one thread per connection, and counts connections, requests and the connections the
+/// client closed: for what a real client must do with keep-alive, early closes, stalls and
+/// malformed answers, which a well-behaved server never shows it.
+package final class ScriptedHTTPServer: @unchecked Sendable {
+    package enum Action: Sendable {
+        /// Writes these bytes; then closes the socket when `close` (whatever the bytes say).
+        case reply(String, close: Bool)
+        /// Reads on without answering until the client closes.
+        case stall
+    }
+
+    /// `(connection index, request index on it, request line)` -> what to do.
+    package typealias Script = @Sendable (Int, Int, String) -> Action
+
+    package let port: Int
+    private let listener: Int32
+    private let script: Script
+    private let lock = NSLock()
+    private var accepted = 0
+    private var requests = 0
+    private var closedByClient = 0
+    private var open: Set<Int32> = []
+    private let done = DispatchSemaphore(value: 0)
+
+    package init(_ script: @escaping Script) throws {
+        (listener, port) = try loopbackSocket(listening: true)
+        self.script = script
+        Thread { [self] in serve() }.start()
+    }
+
+    /// `200 OK` with `body` and a Content-Length (keep-alive).
+    package static func ok(_ body: String = "{}", extraHeaders: String = "") -> String {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\(extraHeaders)\r\n\(body)"
+    }
+
+    package var snapshot: (connections: Int, requests: Int, closedByClient: Int) {
+        lock.lock(); defer { lock.unlock() }
+        return (accepted, requests, closedByClient)
+    }
+
+    /// Waits (bounded, 5 s) until `condition` holds for the snapshot.
+    package func wait(until condition: ((connections: Int, requests: Int, closedByClient: Int)) -> Bool) async {
+        for _ in 0..<500 where !condition(snapshot) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    package func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        done.wait()
+        close(listener)
+        lock.lock()
+        for fd in open { shutdown(fd, Int32(SHUT_RDWR)) }
+        lock.unlock()
+    }
+
+    private func serve() {
+        while true {
+            let c = accept(listener, nil, nil)
+            if c < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            lock.lock(); let index = accepted; accepted += 1; open.insert(c); lock.unlock()
+            Thread { [self] in
+                handle(c, connection: index)
+                lock.lock(); open.remove(c); lock.unlock()
+                close(c)
+            }.start()
+        }
+        done.signal()
+    }
+
+    private func handle(_ c: Int32, connection: Int) {
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        /// false: the client closed (counted) or the read failed.
+        func readMore() -> Bool {
+            let n = read(c, &buffer, buffer.count)
+            if n == 0 { lock.lock(); closedByClient += 1; lock.unlock() }
+            guard n > 0 else { return false }
+            data += buffer[0..<n]
+            return true
+        }
+        let end = Array("\r\n\r\n".utf8)
+        var index = 0
+        while true {
+            var headEnd: Int?
+            while headEnd == nil {
+                if data.count >= 4 {
+                    headEnd = (0...(data.count - 4)).first { data[$0..<($0 + 4)].elementsEqual(end) }
+                }
+                if headEnd == nil && !readMore() { return }
+            }
+            let head = String(decoding: data[0..<headEnd!], as: UTF8.self)
+            let length = head.split(separator: "\r\n").compactMap { line -> Int? in
+                let parts = line.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+                return Int(parts[1].trimmingCharacters(in: .whitespaces))
+            }.first ?? 0
+            while data.count < headEnd! + 4 + length { if !readMore() { return } }
+            data.removeFirst(headEnd! + 4 + length)
+            lock.lock(); requests += 1; lock.unlock()
+            let requestLine = String(head.prefix { $0 != "\r" })
+            switch script(connection, index, requestLine) {
+            case .reply(let text, let closeAfter):
+                let bytes = Array(text.utf8)
+                var sent = 0
+                while sent < bytes.count {
+                    let n = bytes[sent...].withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if n <= 0 { return }
+                    sent += n
+                }
+                if closeAfter { return }
+            case .stall:
+                while readMore() {}
+                return
+            }
+            index += 1
+        }
+    }
+}
