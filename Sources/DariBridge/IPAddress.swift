@@ -1,6 +1,6 @@
 /// An IPv4 or IPv6 address parsed with the same strictness as glibc's `inet_pton`
-/// (which is what NIO's `SocketAddress(ipAddress:)`, and so AsyncHTTPClient, uses to
-/// decide that a host is an IP literal): dotted quads of decimal octets without
+/// (which is what NIO's `SocketAddress(ipAddress:)` and NIOSSL use to decide that a host
+/// is an IP literal): dotted quads of decimal octets without
 /// leading zeros; IPv6 as 8 groups of 1-4 hex digits, one `::` standing for at least
 /// one zero group, an optional trailing dotted quad; no zone id, no brackets.
 /// Pure and allocation-light: also used on every new connection (`channel.remoteAddress`).

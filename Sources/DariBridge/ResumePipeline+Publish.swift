@@ -36,7 +36,7 @@ extension ResumePipeline {
     private func publish(_ outcome: Outcome, for message: InboundMessage, headers: TraceHeaders, log: Logger) async -> Bool {
         let body = outcome.encode()
         var main = OutgoingMessage(exchange: settings.resultsExchange, routingKey: outcome.routingKey, body: body,
-                                   messageId: UUID().uuidString, correlationId: message.correlationId)
+                                   messageId: MessageID.random(), correlationId: message.correlationId)
         main.headers = headers
         guard let replyTo = message.replyTo, !replyTo.isEmpty else {
             return await publishReliably(main, log: log)
@@ -48,7 +48,7 @@ extension ResumePipeline {
             return await publishReliably(main, log: log)
         }
         // The reply copy is mandatory: a missing reply queue is reported, not retried.
-        var reply = OutgoingMessage(exchange: "", routingKey: replyTo, body: body, messageId: UUID().uuidString,
+        var reply = OutgoingMessage(exchange: "", routingKey: replyTo, body: body, messageId: MessageID.random(),
                                     correlationId: message.correlationId, mandatory: true)
         reply.headers = headers
         async let mainDone = publishReliably(main, log: log)

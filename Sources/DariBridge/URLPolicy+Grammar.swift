@@ -5,7 +5,7 @@ extension URLPolicy {
         /// Lowercased, as written (IPv6 literals keep their brackets).
         var host: String
         var port: Int?
-        /// The host as written, case kept (what AsyncHTTPClient sends in `Host`).
+        /// The host as written, case kept (what `DariClient` sends in `Host`).
         var asWritten: String
         /// Set when the host is an IPv4 or (bracketed) IPv6 literal.
         var ipLiteral: IPAddress?
@@ -32,8 +32,8 @@ extension URLPolicy {
                 return .failure(Rejection(reason: "IPv6 host is not closed with ]"))
             }
             let inner = a[(a.startIndex + 1)..<close]
-            // Only what inet_pton takes as IPv6: anything else AsyncHTTPClient would treat as a
-            // host name (and send in `Host` without its brackets).
+            // Only what inet_pton takes as IPv6: anything else a client would treat as a
+            // host name.
             guard inner.contains(UInt8(ascii: ":")),
                   inner.allSatisfy({ isHex($0) || isOneOf($0, ":.") }),
                   let address = IPAddress(parsing: String(decoding: inner, as: UTF8.self)) else {
@@ -124,7 +124,8 @@ extension URLPolicy {
     /// Do the percent-escapes of `part` (already checked well-formed) decode to valid UTF-8?
     /// Overlong forms (%C0%AE), surrogates (%ED%A0%80), code points over U+10FFFF, truncated
     /// sequences and lone continuation bytes (%80) do not. swift-foundation's `URL.path` is ""
-    /// for such a path, and AsyncHTTPClient then sends `/` instead of the path approved here.
+    /// for such a path (AsyncHTTPClient, the worker's client before, then sent `/` instead of the path
+    /// approved here); other parsers decode them differently, so they are refused.
     static func decodesToUTF8(_ part: ArraySlice<UInt8>) -> Bool {
         var decoded: [UInt8] = []
         decoded.reserveCapacity(part.count)

@@ -10,12 +10,12 @@ import Foundation
 /// leniency (and differences from other parsers) is exactly what URL-confusion attacks exploit:
 /// `scheme "://" authority path [ "?" query ]`, ASCII only, no whitespace, no backslashes, no userinfo,
 /// no fragment, no dot segments or encoded dots/slashes in the path, no percent-escapes that do not
-/// decode to valid UTF-8 (swift-foundation's `URL.path` is "" for those, and AsyncHTTPClient then
-/// sends `/`). Hosts are compared as written (case-insensitive) and never resolved.
+/// decode to valid UTF-8 (swift-foundation's `URL.path` is "" for those; AsyncHTTPClient, the client
+/// before, then sent `/`). Hosts are compared as written (case-insensitive) and never resolved.
 ///
-/// `approve` returns what it allowed as AsyncHTTPClient will use it (`ApprovedURL`); `DariClient`
-/// checks the request it builds against that, and the connected address against
-/// `allowsConnection(to:)`.
+/// `approve` returns what it allowed (`ApprovedURL`); `DariClient` writes the request line and
+/// `Host` from that, byte for byte, and checks the connected address with
+/// `connectionRefusal(to:)`.
 package struct URLPolicy: Sendable {
     /// Product default: Dari's public API host.
     package static let defaultAllowedHosts = ["api.usedari.com"]
@@ -67,7 +67,7 @@ package struct URLPolicy: Sendable {
         return "connected address \(address) is \(range), not allowed (DARI_BRIDGE_ALLOW_PRIVATE_ADDRESSES is off and the address is not an allowed IP literal)"
     }
 
-    /// The URL as AsyncHTTPClient will use it, or why it is not allowed.
+    /// The URL as `DariClient` will send it, or why it is not allowed.
     package func approve(_ url: String) -> Result<ApprovedURL, URLRefusal> {
         func refuse(_ reason: String) -> Result<ApprovedURL, URLRefusal> { .failure(URLRefusal(reason: reason)) }
         let b = Array(url.utf8)

@@ -27,12 +27,15 @@ package final class DariClient: DariTransport {
                   tlsConfiguration: .makeClientConfiguration())
     }
 
-    /// `tlsConfiguration`: the system trust roots and full verification unless a test says otherwise.
-    package init(concurrency: Int, policy: URLPolicy, connectTimeout: Duration, tlsConfiguration: TLSConfiguration) {
+    /// `tlsConfiguration`: the system trust roots and full verification unless a test says
+    /// otherwise; `idleTimeout`: how long a keep-alive connection may stay unused.
+    package init(concurrency: Int, policy: URLPolicy, connectTimeout: Duration, tlsConfiguration: TLSConfiguration,
+                 idleTimeout: Duration = .seconds(60)) {
         self.policy = policy
         self.pool = DariConnectionPool(group: MultiThreadedEventLoopGroup.singleton, policy: policy,
                                        maxIdlePerOrigin: concurrency, connectTimeout: TimeAmount(connectTimeout),
-                                       maxBodyBytes: Self.maxResponseBytes, tlsConfiguration: tlsConfiguration)
+                                       maxBodyBytes: Self.maxResponseBytes, tlsConfiguration: tlsConfiguration,
+                                       idleTimeout: TimeAmount(idleTimeout))
     }
 
     package func shutdown() async throws {
@@ -71,8 +74,8 @@ package final class DariClient: DariTransport {
             let fresh = try await pool.connect(origin, deadline: deadline)
             do {
                 return try await fresh.exchange(head: head, body: buffer, deadline: deadline)
-            } catch is DariExchangeHandler.Stale {
-                throw DariTransportError(reason: "connection closed before the request was sent")
+            } catch let stale as DariExchangeHandler.Stale {
+                throw DariTransportError(reason: stale.reason ?? "connection closed before the request was sent")
             }
         } catch let error as DariRequestRefused {
             throw error

@@ -10,11 +10,11 @@ import NIOSSL
 /// A request takes the most recently used idle connection of its origin or opens a new one;
 /// the pipeline never has more than `concurrency` requests in flight, so there are never more
 /// connections than that per origin, and nothing queues. An idle connection is closed after
-/// `idleTimeout`, or when the server closes it. A new connection's peer address is checked
+/// `idleTimeout` (by one sweep task while idle connections exist, not a timer per request),
+/// or when the server closes it. A new connection's peer address is checked
 /// against the policy (`DariClient+AddressCheck.swift`) before TLS starts and before a byte
 /// of a request is written.
 final class DariConnectionPool: Sendable {
-    static let idleTimeout: TimeAmount = .seconds(60)
     /// Dari's answers have a few short headers.
     static let decoderLimits: NIOHTTPDecoderLimitConfiguration = {
         var limits = NIOHTTPDecoderLimitConfiguration()
@@ -31,7 +31,9 @@ final class DariConnectionPool: Sendable {
     }
 
     private struct State {
-        var idle: [Origin: [DariExchangeHandler]] = [:]
+        /// Oldest first; a request takes the last (most recently used).
+        var idle: [Origin: [(handler: DariExchangeHandler, since: NIODeadline)]] = [:]
+        var sweepScheduled = false
         var open: [ObjectIdentifier: (DariExchangeHandler, any Channel)] = [:]
         var shutDown = false
         var tls: NIOSSLContext?
@@ -44,9 +46,11 @@ final class DariConnectionPool: Sendable {
     private let connectTimeout: TimeAmount
     private let maxBodyBytes: Int
     private let tlsConfiguration: TLSConfiguration
+    private let idleTimeout: TimeAmount
 
     init(group: any EventLoopGroup, policy: URLPolicy, maxIdlePerOrigin: Int, connectTimeout: TimeAmount,
-         maxBodyBytes: Int, tlsConfiguration: TLSConfiguration) {
+         maxBodyBytes: Int, tlsConfiguration: TLSConfiguration, idleTimeout: TimeAmount) {
+        self.idleTimeout = idleTimeout
         self.group = group
         self.policy = policy
         self.maxIdlePerOrigin = max(1, maxIdlePerOrigin)
@@ -57,10 +61,17 @@ final class DariConnectionPool: Sendable {
 
     /// The most recently used idle connection of `origin`, or nil.
     func takeIdle(_ origin: Origin) -> DariExchangeHandler? {
-        state.withLockedValue { state in
-            guard !state.shutDown else { return nil }
-            return state.idle[origin]?.popLast()
+        let oldest = NIODeadline.now() - idleTimeout
+        let (taken, expired) = state.withLockedValue { state -> (DariExchangeHandler?, [DariExchangeHandler]) in
+            guard !state.shutDown, let last = state.idle[origin]?.popLast() else { return (nil, []) }
+            if last.since >= oldest { return (last.handler, []) }
+            // The most recent is too old: so are all the others.
+            let expired = [last.handler] + (state.idle[origin] ?? []).map(\.handler)
+            state.idle[origin] = nil
+            return (nil, expired)
         }
+        for handler in expired { handler.closeIdle() }
+        return taken
     }
 
     /// A new connection to `origin`, checked, with TLS when the scheme is https.
@@ -121,7 +132,7 @@ final class DariConnectionPool: Sendable {
             state.shutDown = true
             let idle = state.idle.values.flatMap { $0 }
             state.idle = [:]
-            return idle.compactMap { state.open[ObjectIdentifier($0)]?.1 }
+            return idle.compactMap { state.open[ObjectIdentifier($0.handler)]?.1 }
         }
         for channel in channels {
             try? await channel.close()
@@ -129,19 +140,46 @@ final class DariConnectionPool: Sendable {
     }
 
     private func release(_ handler: DariExchangeHandler, to origin: Origin) -> Bool {
-        state.withLockedValue { state in
-            guard !state.shutDown, state.open[ObjectIdentifier(handler)] != nil else { return false }
-            guard (state.idle[origin]?.count ?? 0) < maxIdlePerOrigin else { return false }
-            state.idle[origin, default: []].append(handler)
-            return true
+        let now = NIODeadline.now()
+        let (kept, sweep) = state.withLockedValue { state -> (Bool, Bool) in
+            guard !state.shutDown, state.open[ObjectIdentifier(handler)] != nil else { return (false, false) }
+            guard (state.idle[origin]?.count ?? 0) < maxIdlePerOrigin else { return (false, false) }
+            state.idle[origin, default: []].append((handler, now))
+            if state.sweepScheduled { return (true, false) }
+            state.sweepScheduled = true
+            return (true, true)
         }
+        if sweep { scheduleSweep() }
+        return kept
+    }
+
+    /// Closes the connections idle for `idleTimeout`; runs again while idle ones are left.
+    private func scheduleSweep() {
+        group.next().scheduleTask(in: idleTimeout) { [weak self] in self?.sweep() }
+    }
+
+    private func sweep() {
+        let oldest = NIODeadline.now() - idleTimeout
+        let (expired, again) = state.withLockedValue { state -> ([DariExchangeHandler], Bool) in
+            var expired: [DariExchangeHandler] = []
+            for (origin, list) in state.idle {
+                let cut = list.firstIndex { $0.since >= oldest } ?? list.endIndex
+                expired += list[..<cut].map(\.handler)
+                state.idle[origin] = cut == list.endIndex ? nil : Array(list[cut...])
+            }
+            state.sweepScheduled = !state.shutDown && !state.idle.isEmpty
+            return (expired, state.sweepScheduled)
+        }
+        for handler in expired { handler.closeIdle() }
+        if again { scheduleSweep() }
     }
 
     private func forget(_ handler: DariExchangeHandler) {
         state.withLockedValue { state in
             state.open[ObjectIdentifier(handler)] = nil
-            for (origin, list) in state.idle where list.contains(where: { $0 === handler }) {
-                state.idle[origin] = list.filter { $0 !== handler }
+            for (origin, list) in state.idle where list.contains(where: { $0.handler === handler }) {
+                let rest = list.filter { $0.handler !== handler }
+                state.idle[origin] = rest.isEmpty ? nil : rest
             }
         }
     }

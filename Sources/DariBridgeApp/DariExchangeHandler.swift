@@ -16,8 +16,11 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = HTTPClientRequestPart
 
     /// The connection was found closed before a byte of the request was written: safe to
-    /// send the request on another connection (nothing reached Dari).
-    struct Stale: Error {}
+    /// send the request on another connection (nothing reached Dari). `reason`: the error
+    /// that closed it, if one did (a failed TLS handshake of a new connection).
+    struct Stale: Error {
+        var reason: String?
+    }
 
     /// One request's cancellation flag; set on the event loop only.
     final class Token: @unchecked Sendable {
@@ -33,10 +36,11 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private var context: ChannelHandlerContext?
     private var closed = false
+    /// The first error seen while no request was waiting (reported by the next `start`).
+    private var idleFailure: String?
     private var continuation: UnsafeContinuation<DariResponse, any Error>?
     private var token: Token?
     private var deadline: NIOScheduledCallback?
-    private var idleTimer: NIOScheduledCallback?
     private var status = 0
     private var headSeen = false
     private var keepAlive = true
@@ -73,15 +77,13 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
                        continuation: UnsafeContinuation<DariResponse, any Error>) {
         eventLoop.assertInEventLoop()
         guard let context, !closed, context.channel.isActive else {
-            continuation.resume(throwing: Stale())
+            continuation.resume(throwing: Stale(reason: idleFailure))
             return
         }
         if token.cancelled {
             continuation.resume(throwing: CancellationError())
             return
         }
-        idleTimer?.cancel()
-        idleTimer = nil
         self.continuation = continuation
         self.token = token
         do {
@@ -110,13 +112,15 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
         finish(.failure(DariTransportError(reason: "request timed out")), reuse: false)
     }
 
-    fileprivate func idleTimeout() {
-        idleTimer = nil
-        // Still in the pool (not taken meanwhile): the pool forgets it on close.
-        if continuation == nil { context?.close(promise: nil) }
+    /// Closes the connection unless a request is on it (the pool took it out of its idle list first).
+    func closeIdle() {
+        eventLoop.execute {
+            if self.continuation == nil { self.context?.close(promise: nil) }
+        }
     }
 
-    /// Puts this connection back for `idle` (closing it then), or closes it.
+    /// Resumes the waiting task with `result`; the connection goes back to the pool when
+    /// `reuse` and the answer allows it, else it is closed.
     private func finish(_ result: Result<DariResponse, any Error>, reuse: Bool) {
         guard let continuation else { return }
         self.continuation = nil
@@ -129,11 +133,7 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
         body = []
         let again = reuse && keepAlive && !closed && release(self)
         keepAlive = true
-        if again {
-            idleTimer = try? eventLoop.scheduleCallback(in: DariConnectionPool.idleTimeout, handler: IdleTimeout(handler: self))
-        } else {
-            context?.close(promise: nil)
-        }
+        if !again { context?.close(promise: nil) }
         continuation.resume(with: result)
     }
 
@@ -178,6 +178,13 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
         // A TLS peer that closes without close_notify: the close itself decides (a
         // close-delimited body ends there, anything else fails in channelInactive).
         if let ssl = error as? NIOSSLError, case .uncleanShutdown = ssl { return }
+        if continuation == nil {
+            // Nobody waits (a TLS handshake that failed before the request was handed over,
+            // an idle connection's error): kept for the request that comes to find it closed.
+            if idleFailure == nil { idleFailure = DariClient.describe(error) }
+            context.close(promise: nil)
+            return
+        }
         // The decoder's word for a close before the announced end of the body.
         if let parser = error as? HTTPParserError, case .invalidEOFState = parser, headSeen {
             finish(.failure(DariTransportError(reason: "connection closed in the middle of the answer")), reuse: false)
@@ -190,8 +197,6 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
-        idleTimer?.cancel()
-        idleTimer = nil
         finish(.failure(DariTransportError(reason: headSeen ? "connection closed in the middle of the answer"
                                                             : "connection closed before the answer")), reuse: false)
         forget(self)
@@ -202,10 +207,5 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
         let handler: DariExchangeHandler
         let token: Token
         func handleScheduledCallback(eventLoop: some EventLoop) { handler.timedOut(token) }
-    }
-
-    private struct IdleTimeout: NIOScheduledCallbackHandler, @unchecked Sendable {
-        let handler: DariExchangeHandler
-        func handleScheduledCallback(eventLoop: some EventLoop) { handler.idleTimeout() }
     }
 }

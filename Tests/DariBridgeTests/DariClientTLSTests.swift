@@ -114,7 +114,7 @@ struct DariClientTLSTests {
         if let dir { tls.trustRoots = .file(dir + "/ca.pem") }
         return DariClient(concurrency: 2, policy: URLPolicy(allowedHosts: hosts, allowedPathPrefixes: ["/"], allowInsecureHTTP: false,
                                                             allowPrivateAddresses: true),
-                          connectTimeout: .seconds(5), tlsConfiguration: tls)
+                          connectTimeout: .seconds(30), tlsConfiguration: tls)
     }
 
     @Test func httpsWithATrustedCertificateForTheHostName() async throws {
@@ -123,7 +123,7 @@ struct DariClientTLSTests {
         let client = try client(trusting: dir, hosts: ["localhost:\(server.port)"])
         for _ in 0..<3 {
             let response = try await client.post(url: "https://localhost:\(server.port)/public/send-user-signal/t", body: Array("{}".utf8),
-                                                 traceHeaders: [:], timeout: .seconds(10))
+                                                 traceHeaders: [:], timeout: .seconds(60))
             #expect(response.status == 200)
             #expect(response.body == Array(#"{"tls":true}"#.utf8))
         }
@@ -138,7 +138,7 @@ struct DariClientTLSTests {
         let server = try await TLSServer(certificates: dir)
         let client = try client(trusting: dir, hosts: ["127.0.0.1:\(server.port)"])
         let error = await #expect(throws: DariTransportError.self) {
-            _ = try await client.post(url: "https://127.0.0.1:\(server.port)/r/x", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
+            _ = try await client.post(url: "https://127.0.0.1:\(server.port)/r/x", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(60))
         }
         #expect(error?.reason.hasPrefix("TLS failed") == true, "\(String(describing: error))")
         #expect(server.requests.count == 0)
@@ -151,7 +151,7 @@ struct DariClientTLSTests {
         let server = try await TLSServer(certificates: dir)
         let client = try client(trusting: nil, hosts: ["localhost:\(server.port)"])  // the system roots only
         let error = await #expect(throws: DariTransportError.self) {
-            _ = try await client.post(url: "https://localhost:\(server.port)/r/x", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
+            _ = try await client.post(url: "https://localhost:\(server.port)/r/x", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(60))
         }
         #expect(error?.reason.hasPrefix("TLS failed") == true, "\(String(describing: error))")
         #expect(server.requests.count == 0)

@@ -1,6 +1,7 @@
 import DariBridgeApp
 import DariBridge
 import Foundation
+import NIOSSL
 import TestSupport
 import Testing
 
@@ -9,7 +10,9 @@ import Testing
 /// answers. Every request here is a POST that must reach the server at most once.
 @Suite("DariClient connections")
 struct DariConnectionTests {
-    private func post(_ client: DariClient, _ port: Int, _ path: String = "/r/x", timeout: Duration = .seconds(10)) async throws -> DariResponse {
+    /// The deadline is generous: in the whole test run, other suites' broker start-up can hold
+    /// the cooperative pool for seconds, and a deadline counts from the call.
+    private func post(_ client: DariClient, _ port: Int, _ path: String = "/r/x", timeout: Duration = .seconds(60)) async throws -> DariResponse {
         try await client.post(url: "http://127.0.0.1:\(port)\(path)", body: Array("{}".utf8), traceHeaders: [:], timeout: timeout)
     }
 
@@ -178,6 +181,25 @@ struct DariConnectionTests {
             #expect(second.body == Array(#"{"n":1}"#.utf8), "the stray answer was paired with the next request")
             #expect(server.snapshot.connections == 2)
         }
+    }
+
+    @Test func idleConnectionsAreClosedAfterTheIdleTimeout() async throws {
+        let server = try ScriptedHTTPServer { _, _, _ in .reply(ScriptedHTTPServer.ok(), close: false) }
+        defer { server.stop() }
+        let client = DariClient(concurrency: 4, policy: loopbackPolicy(port: server.port, allowPrivateAddresses: true),
+                                connectTimeout: .seconds(30), tlsConfiguration: .makeClientConfiguration(), idleTimeout: .milliseconds(300))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<3 { group.addTask { _ = try await post(client, server.port, "/r/\(i)") } }
+            try await group.waitForAll()
+        }
+        let opened = server.snapshot.connections
+        #expect(opened >= 1)
+        await server.wait { $0.closedByClient == opened }
+        #expect(server.snapshot.closedByClient == opened, "the sweep did not close the idle connections")
+        let response = try await post(client, server.port)  // a new connection, not a closed one
+        #expect(response.status == 200)
+        #expect(server.snapshot.connections == opened + 1)
+        try await client.shutdown()
     }
 
     @Test func shutdownClosesIdleConnections() async throws {

@@ -44,9 +44,11 @@ package final class ScriptedHTTPServer: @unchecked Sendable {
         return (accepted, requests, closedByClient)
     }
 
-    /// Waits (bounded, 5 s) until `condition` holds for the snapshot.
+    /// Waits (bounded: 60 s, since a test process whose cooperative pool is held by other
+    /// tests' start-up can stall a while) until `condition` holds for the snapshot.
     package func wait(until condition: ((connections: Int, requests: Int, closedByClient: Int)) -> Bool) async {
-        for _ in 0..<500 where !condition(snapshot) {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !condition(snapshot) && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }
@@ -78,14 +80,15 @@ package final class ScriptedHTTPServer: @unchecked Sendable {
     }
 
     private func handle(_ c: Int32, connection: Int) {
-        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        var timeout = timeval(tv_sec: 90, tv_usec: 0)
         setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        /// false: the client closed (counted) or the read failed.
+        /// false: the client closed or reset the connection (counted), or the read timed out.
         func readMore() -> Bool {
-            let n = read(c, &buffer, buffer.count)
-            if n == 0 { lock.lock(); closedByClient += 1; lock.unlock() }
+            var n = read(c, &buffer, buffer.count)
+            while n < 0 && errno == EINTR { n = read(c, &buffer, buffer.count) }
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { lock.lock(); closedByClient += 1; lock.unlock() }
             guard n > 0 else { return false }
             data += buffer[0..<n]
             return true
