@@ -29,4 +29,15 @@ package protocol DariTransport: Sendable {
     /// `traceHeaders`: the trace context to send (`traceparent`, `tracestate`, or
     /// whatever the configured tracer injects); empty when there is none.
     func post(url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse
+
+    /// The same POST for a URL the pipeline already approved (`approved` is what the
+    /// worker's URL policy returned for `url`). The default approves nothing more and calls
+    /// `post(url:...)`; `DariClient` sends `approved` as it is.
+    func post(approved: ApprovedURL, url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse
+}
+
+extension DariTransport {
+    package func post(approved: ApprovedURL, url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse {
+        try await post(url: url, body: body, traceHeaders: traceHeaders, timeout: timeout)
+    }
 }

@@ -82,7 +82,7 @@ package struct ResumeExecutor: Sendable {
             var reason: String
             let attemptStarted = ContinuousClock.now
             do {
-                let response = try await post(request.resumeURL, body, traceHeaders, attempt: attempt)
+                let response = try await post(request, body, traceHeaders, attempt: attempt)
                 metrics?.recordAttempt(status: response.status, duration: ContinuousClock.now - attemptStarted)
                 lastStatus = response.status
                 if (200..<300).contains(response.status) {
@@ -118,19 +118,28 @@ package struct ResumeExecutor: Sendable {
     }
 
     /// One attempt, in a `client` span when there is a tracer.
-    private func post(_ url: String, _ body: [UInt8], _ traceHeaders: TraceHeaders, attempt: Int) async throws -> DariResponse {
+    private func post(_ request: ResumeRequest, _ body: [UInt8], _ traceHeaders: TraceHeaders, attempt: Int) async throws -> DariResponse {
         guard let tracer else {
-            return try await transport.post(url: url, body: body, traceHeaders: traceHeaders, timeout: requestTimeout)
+            return try await Self.send(transport, request, body, traceHeaders, requestTimeout)
         }
-        return try await Self.tracedPost(tracer, transport, url, body, attempt: attempt, timeout: requestTimeout)
+        return try await Self.tracedPost(tracer, transport, request, body, attempt: attempt, timeout: requestTimeout)
     }
 
-    private static func tracedPost<T: Tracer>(_ tracer: T, _ transport: any DariTransport, _ url: String, _ body: [UInt8],
+    /// With the pipeline's approval when there is one (no second approval of the URL).
+    private static func send(_ transport: any DariTransport, _ request: ResumeRequest, _ body: [UInt8], _ headers: TraceHeaders,
+                             _ timeout: Duration) async throws -> DariResponse {
+        if let approved = request.approved {
+            return try await transport.post(approved: approved, url: request.resumeURL, body: body, traceHeaders: headers, timeout: timeout)
+        }
+        return try await transport.post(url: request.resumeURL, body: body, traceHeaders: headers, timeout: timeout)
+    }
+
+    private static func tracedPost<T: Tracer>(_ tracer: T, _ transport: any DariTransport, _ request: ResumeRequest, _ body: [UInt8],
                                               attempt: Int, timeout: Duration) async throws -> DariResponse {
         try await MessageTracing.inSpan(tracer, "POST resume", kind: .client) { span, headers in
             span.attributes["http.request.method"] = "POST"
             span.attributes["dari_bridge.attempt"] = attempt
-            let response = try await transport.post(url: url, body: body, traceHeaders: headers, timeout: timeout)
+            let response = try await send(transport, request, body, headers, timeout)
             span.attributes["http.response.status_code"] = response.status
             if !(200..<300).contains(response.status) { span.setStatus(SpanStatus(code: .error)) }
             return response

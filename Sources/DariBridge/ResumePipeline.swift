@@ -154,9 +154,13 @@ package final class ResumePipeline: Sendable {
             return failed(message, receivedAt, url: request.resumeURL, error: .deliveryLimit,
                           detail: "delivered \(count < Int.max ? "\(count + 1)" : "more than \(count)") times (x-delivery-count \(count)), at or over the limit of \(settings.maxDeliveries) (DARI_BRIDGE_MAX_DELIVERIES): not sent to Dari again")
         }
-        if let reason = settings.urlPolicy.rejection(for: request.resumeURL) {
-            log.debug("resume URL not allowed", metadata: ["reason": "\(LogSafe.text(reason))"])
-            return failed(message, receivedAt, url: request.resumeURL, error: .urlNotAllowed, detail: reason)
+        var request = request
+        switch settings.urlPolicy.approve(request.resumeURL) {
+        case .success(let approved):
+            request.approved = approved
+        case .failure(let refusal):
+            log.debug("resume URL not allowed", metadata: ["reason": "\(LogSafe.text(refusal.reason))"])
+            return failed(message, receivedAt, url: request.resumeURL, error: .urlNotAllowed, detail: refusal.reason)
         }
         log.debug("resuming", metadata: ["variables": "\(request.variableKeys.count) keys, \(request.variablesJSON.count) bytes",
                                          "attempt": "\(prior + 1)"])

@@ -5,6 +5,9 @@ package struct ResumeRequest: Sendable, Equatable {
     package var variablesJSON: [UInt8]
     /// Top-level keys of `variables`, in document order (for logs; never log values).
     package var variableKeys: [String]
+    /// What the URL policy approved for `resumeURL`, once the pipeline checked it: the
+    /// transport sends exactly this without approving the URL a second time.
+    package var approved: ApprovedURL? = nil
 
     package init(resumeURL: String, variablesJSON: [UInt8], variableKeys: [String]) {
         self.resumeURL = resumeURL

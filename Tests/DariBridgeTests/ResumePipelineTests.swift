@@ -117,6 +117,16 @@ struct ResumePipelineTests {
         #expect(pipeline.metrics.inFlightValue == 0)
     }
 
+    @Test func theTransportGetsThePipelinesApprovalOfTheURL() async throws {
+        let transport = FunctionTransport()
+        let pipeline = makePipeline(transport, InMemoryBroker())
+        await pipeline.handle(InboundMessage(body: body(), messageId: "m", token: token(1)))
+        let expected = try URLPolicy(allowedHosts: URLPolicy.defaultAllowedHosts, allowedPathPrefixes: URLPolicy.defaultAllowedPathPrefixes,
+                                     allowInsecureHTTP: false).approve(allowedURL).get()
+        #expect(transport.approved == [expected], "the URL was not handed over with its approval")
+        #expect(transport.urls == [allowedURL])
+    }
+
     @Test func eachOutcomeGetsAFreshMessageId() async throws {
         let broker = InMemoryBroker()
         let pipeline = makePipeline(FunctionTransport(), broker)

@@ -17,6 +17,16 @@ package final class FunctionTransport: DariTransport {
         return try await handler(url, body, traceHeaders["traceparent"])
     }
 
+    /// A POST the pipeline already approved: recorded with its approval, then as any other.
+    package func post(approved: ApprovedURL, url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse {
+        approvals.withLock { $0.append(approved) }
+        return try await post(url: url, body: body, traceHeaders: traceHeaders, timeout: timeout)
+    }
+
+    private let approvals = Mutex<[ApprovedURL]>([])
+    /// The approvals that came with the POSTs (`post(approved:...)`), in order.
+    package var approved: [ApprovedURL] { approvals.withLock { $0 } }
+
     package var callCount: Int { recorded.withLock { $0.count } }
     package var traceparents: [String?] { recorded.withLock { $0.map { $0.traceHeaders["traceparent"] } } }
     package var traceHeaders: [TraceHeaders] { recorded.withLock { $0.map(\.traceHeaders) } }
