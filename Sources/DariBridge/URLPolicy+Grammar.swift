@@ -96,11 +96,27 @@ extension URLPolicy {
             i += 1
         }
         if !decodesToUTF8(path) { return "path contains percent-escapes that are not valid UTF-8" }
-        let segments = path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        if segments.contains(where: { $0.elementsEqual([UInt8(ascii: ".")]) || $0.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) }) {
-            return "path contains a dot segment (. or ..)"
-        }
+        if hasDotSegment(path) { return "path contains a dot segment (. or ..)" }
         return nil
+    }
+
+    /// Is one of the `/`-separated segments of `path` exactly `.` or `..`? (One pass, no
+    /// arrays: `split` cost about 3,000 instructions a message.)
+    static func hasDotSegment(_ path: ArraySlice<UInt8>) -> Bool {
+        var dots = 0          // dots in the current segment so far
+        var onlyDots = true   // the current segment has nothing but dots
+        for c in path {
+            if c == UInt8(ascii: "/") {
+                if onlyDots && (dots == 1 || dots == 2) { return true }
+                dots = 0
+                onlyDots = true
+            } else if c == UInt8(ascii: ".") {
+                dots += 1
+            } else {
+                onlyDots = false
+            }
+        }
+        return onlyDots && (dots == 1 || dots == 2)
     }
 
     static func queryProblem(_ query: ArraySlice<UInt8>) -> String? {
@@ -127,6 +143,8 @@ extension URLPolicy {
     /// for such a path (AsyncHTTPClient, the worker's client before, then sent `/` instead of the path
     /// approved here); other parsers decode them differently, so they are refused.
     static func decodesToUTF8(_ part: ArraySlice<UInt8>) -> Bool {
+        // The callers checked that every byte is printable ASCII: without an escape it is UTF-8.
+        guard part.contains(UInt8(ascii: "%")) else { return part.allSatisfy { $0 < 0x80 } }
         var decoded: [UInt8] = []
         decoded.reserveCapacity(part.count)
         var i = part.startIndex
@@ -144,7 +162,13 @@ extension URLPolicy {
 
     /// RFC 3986 pchar minus pct-encoded: unreserved / sub-delims / ":" / "@".
     static func isPathChar(_ c: UInt8) -> Bool {
-        isAlpha(c) || isDigit(c) || isOneOf(c, "-._~!$&'()*+,;=:@")
+        c < 0x80 && pathCharTable[Int(c)]
+    }
+
+    /// `isPathChar` for every ASCII byte, built from the grammar's own definition once.
+    private static let pathCharTable: [Bool] = (0..<128).map { (c: Int) -> Bool in
+        let b = UInt8(c)
+        return isAlpha(b) || isDigit(b) || isOneOf(b, "-._~!$&'()*+,;=:@")
     }
 
     static func isAlpha(_ c: UInt8) -> Bool {

@@ -136,7 +136,7 @@ struct DariClientTests {
         let (listener, port) = try loopbackSocket(listening: true)
         defer { close(listener) }
         let server = Thread {
-            let c = accept(listener, nil, nil)
+            let c = acceptCloseOnExec(listener)
             guard c >= 0 else { return }
             var buf = [UInt8](repeating: 0, count: 65536)
             _ = read(c, &buf, buf.count)

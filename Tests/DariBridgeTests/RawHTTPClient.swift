@@ -24,7 +24,7 @@ final class RawConnection: @unchecked Sendable {
 
     /// `receiveBuffer`: SO_RCVBUF set before connecting (a small window makes a non-reader back up sooner).
     init(port: Int, receiveBuffer: Int32? = nil, readTimeout: Duration = .seconds(30)) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         try #require(fd >= 0)
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))

@@ -242,3 +242,33 @@ struct URLPolicyTests {
         #expect(p.literalAddresses == [.v4(0x0A00_0005), .v4(0x7F00_0001), .v6(0xFD00_0000_0000_0000, 1)])
     }
 }
+
+/// The one-pass helpers agree with the definitions they replaced.
+@Suite("URLPolicy: fast paths equal the plain definitions")
+struct URLPolicyFastPathTests {
+    @Test func dotSegmentsAsSplitFindsThem() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("./a%".utf8)
+        for _ in 0..<20_000 {
+            let path = (0..<Int.random(in: 0...9, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+            let segments = path[...].split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+            let expected = segments.contains { $0.elementsEqual([UInt8(ascii: ".")]) || $0.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) }
+            #expect(URLPolicy.hasDotSegment(path[...]) == expected, "\(String(decoding: path, as: UTF8.self))")
+        }
+    }
+
+    @Test func pathCharactersAsTheGrammarSaysForEveryByte() {
+        for c in 0...255 {
+            let b = UInt8(c)
+            let expected = URLPolicy.isAlpha(b) || URLPolicy.isDigit(b) || URLPolicy.isOneOf(b, "-._~!$&'()*+,;=:@")
+            #expect(URLPolicy.isPathChar(b) == expected, "\(c)")
+        }
+    }
+
+    @Test func escapeFreeASCIIDecodesAndTheSlowPathStillJudgesEscapes() {
+        #expect(URLPolicy.decodesToUTF8(Array("/public/send-user-signal/abc".utf8)[...]))
+        #expect(URLPolicy.decodesToUTF8(Array("/a%E2%82%AC".utf8)[...]))
+        #expect(!URLPolicy.decodesToUTF8(Array("/a%FF".utf8)[...]))
+        #expect(!URLPolicy.decodesToUTF8([0x2F, 0xC3][...]), "a non-ASCII byte without an escape")
+    }
+}

@@ -49,7 +49,7 @@ final class RawAMQPPublisher {
     init(host: String = "127.0.0.1", port: Int, user: String = "guest", password: String = "guest",
          vhost: String = "/", confirms: Bool = true) throws {
         self.confirms = confirms
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket() failed: errno \(errno)") }
         var timeout = timeval(tv_sec: 15, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

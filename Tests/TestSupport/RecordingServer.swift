@@ -50,7 +50,7 @@ package final class RecordingServer: @unchecked Sendable {
 
     private func serve() {
         while true {
-            let c = accept(listener, nil, nil)
+            let c = acceptCloseOnExec(listener)
             if c < 0 {
                 if errno == EINTR { continue }
                 break

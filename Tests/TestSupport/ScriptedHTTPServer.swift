@@ -64,7 +64,7 @@ package final class ScriptedHTTPServer: @unchecked Sendable {
 
     private func serve() {
         while true {
-            let c = accept(listener, nil, nil)
+            let c = acceptCloseOnExec(listener)
             if c < 0 {
                 if errno == EINTR { continue }
                 break

@@ -22,6 +22,10 @@ package final class SpawnedProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of the test process goes to the child: a broker a script starts lives
+        // for the whole run, and a test server's socket it inherited stays open in it (the
+        // server's close never reached its client: seen as timeouts in unrelated tests).
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
         var pid: pid_t = 0
         let cArgv = argv.map { strdup($0) } + [nil]
         let cEnv = envp.map { strdup($0) } + [nil]
@@ -30,6 +34,13 @@ package final class SpawnedProcess: Sendable {
         guard rc == 0 else { throw SpawnError(code: rc) }
         processIdentifier = pid
     }
+
+    /// glibc 2.34's `posix_spawn_file_actions_addclosefrom_np` (not in Swift's Glibc module,
+    /// which is built without _GNU_SOURCE), looked up once.
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
 
     package struct SpawnError: Error, CustomStringConvertible {
         package let code: Int32
