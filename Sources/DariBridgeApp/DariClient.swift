@@ -5,7 +5,8 @@ import NIOPosix
 import NIOSSL
 
 /// POSTs resume requests over pooled keep-alive HTTP/1.1 connections built directly on
-/// SwiftNIO (NIOHTTP1's codecs, NIOSSL for https): redirects are never followed, no API key
+/// SwiftNIO (NIOHTTP1's response decoder, NIOSSL for https; the request's bytes are
+/// `DariRequestBytes`'): redirects are never followed, no API key
 /// or cookie is sent, one deadline per attempt covers connect and answer, answers are bounded.
 ///
 /// The request line and `Host` header are written from what `URLPolicy.approve` returned
@@ -56,31 +57,21 @@ package final class DariClient: DariTransport {
     /// instructions a message). The connected address is still checked here.
     package func post(approved: ApprovedURL, url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse {
         let deadline = NIODeadline.now() + TimeAmount(timeout)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(6 + traceHeaders.count)
-        headers.add(name: "Host", value: approved.hostHeader)
-        headers.add(name: "User-Agent", value: Self.userAgent)
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Accept", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.count))
-        // Sorted: the same context gives the same request bytes.
-        for (name, value) in traceHeaders.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: approved.requestTarget, headers: headers)
-        let buffer = ByteBuffer(bytes: body)
+        let request = try DariRequestBytes.encode(approved, body: body, traceHeaders: traceHeaders, userAgent: Self.userAgent)
         let origin = DariConnectionPool.Origin(scheme: approved.scheme, host: approved.host, port: approved.port)
         do {
             // An idle connection the server closed meanwhile is found before a byte is
             // written (Stale): the request goes on the next one, or on a new connection.
             while let idle = pool.takeIdle(origin) {
                 do {
-                    return try await idle.exchange(head: head, body: buffer, deadline: deadline)
+                    return try await idle.exchange(request: request, deadline: deadline)
                 } catch is DariExchangeHandler.Stale {
                     continue
                 }
             }
             let fresh = try await pool.connect(origin, deadline: deadline)
             do {
-                return try await fresh.exchange(head: head, body: buffer, deadline: deadline)
+                return try await fresh.exchange(request: request, deadline: deadline)
             } catch let stale as DariExchangeHandler.Stale {
                 throw DariTransportError(reason: stale.reason ?? "connection closed before the request was sent")
             }

@@ -112,10 +112,10 @@ final class DariConnectionPool: Sendable {
                     // literal is verified against the certificate's IP addresses.
                     try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
                 }
-                try pipeline.addHandler(HTTPRequestEncoder())
-                try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(
-                    leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: Self.decoderLimits)))
-                try pipeline.addHandler(NIOHTTPRequestHeadersValidator())
+                let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
+                                                  limitConfiguration: Self.decoderLimits)
+                handler.responseDecoder = decoder
+                try pipeline.addHandler(ByteToMessageHandler(DariResponseDecoder(decoder: decoder)))
                 try pipeline.addHandler(handler)
             }.get()
         } catch {

@@ -4,8 +4,8 @@ import NIOHTTP1
 import NIOSSL
 
 /// One keep-alive HTTP/1.1 connection to Dari, one request at a time: the last handler of
-/// the channel (after TLS, the request encoder, the response decoder and NIO's header
-/// validator). It writes the request, gathers the answer (status, `Retry-After`, at most
+/// the channel (after TLS and NIOHTTP1's response decoder). It writes the request's bytes
+/// (`DariRequestBytes`) in one write, gathers the answer (status, `Retry-After`, at most
 /// `maxBodyBytes` of body) and resumes the waiting task once, from the event loop, with the
 /// whole answer: one hop per request, no futures on the way.
 ///
@@ -13,7 +13,12 @@ import NIOSSL
 /// `exchange`, which hops there (hence `@unchecked Sendable`).
 final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    /// What the response decoder is told of each request: a POST (it only needs the method).
+    private static let postHead = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")
+    /// Set on the event loop when the channel is set up (`DariConnectionPool.connect`).
+    var responseDecoder: HTTPResponseDecoder?
 
     /// The connection was found closed before a byte of the request was written: safe to
     /// send the request on another connection (nothing reached Dari). `reason`: the error
@@ -68,11 +73,11 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
     /// connection was closed before anything was written, `CancellationError` when the task
     /// is cancelled (the connection is then closed: its answer would belong to nobody),
     /// `DariTransportError` for everything else that is not an HTTP answer.
-    func exchange(head: HTTPRequestHead, body: ByteBuffer, deadline: NIODeadline) async throws -> DariResponse {
+    func exchange(request: ByteBuffer, deadline: NIODeadline) async throws -> DariResponse {
         let token = Token()
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
-                eventLoop.execute { self.start(head: head, body: body, deadline: deadline, token: token, continuation: continuation) }
+                eventLoop.execute { self.start(request: request, deadline: deadline, token: token, continuation: continuation) }
             }
         } onCancel: {
             eventLoop.execute { self.cancel(token) }
@@ -81,10 +86,10 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
 
     // MARK: event loop
 
-    private func start(head: HTTPRequestHead, body: ByteBuffer, deadline: NIODeadline, token: Token,
+    private func start(request: ByteBuffer, deadline: NIODeadline, token: Token,
                        continuation: UnsafeContinuation<DariResponse, any Error>) {
         eventLoop.assertInEventLoop()
-        guard let context, !closed, context.channel.isActive else {
+        guard let context, let responseDecoder, !closed, context.channel.isActive else {
             continuation.resume(throwing: Stale(reason: idleFailure))
             return
         }
@@ -102,10 +107,10 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
         }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        // The decoder pairs the next answer with this request (and calls any other unsolicited).
+        responseDecoder.write(data: .head(Self.postHead))
         // A failed write closes the channel, and channelInactive fails the request.
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
     private func cancel(_ token: Token) {
