@@ -17,7 +17,7 @@ import NIOHTTP1
 enum DariRequestBytes {
     static func encode(_ approved: ApprovedURL, body: [UInt8], traceHeaders: TraceHeaders, userAgent: String,
                        allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(DariRequestRefused) -> ByteBuffer {
-        guard isTargetOrHost(approved.requestTarget.utf8), isTargetOrHost(approved.hostHeader.utf8) else {
+        guard isTargetOrHost(approved.requestTarget.utf8), isTargetOrHost(approved.host.utf8) else {
             throw DariRequestRefused(reason: "the approved request target or host is not printable ASCII")
         }
         var traceBytes = 0
@@ -27,19 +27,24 @@ enum DariRequestBytes {
             }
             traceBytes += name.utf8.count + value.utf8.count + 4
         }
-        var out = allocator.buffer(capacity: 160 + approved.requestTarget.utf8.count + approved.hostHeader.utf8.count
+        var out = allocator.buffer(capacity: 192 + approved.requestTarget.utf8.count + approved.host.utf8.count
                                    + userAgent.utf8.count + traceBytes + body.count)
         out.writeStaticString("POST ")
         out.writeString(approved.requestTarget)
         out.writeStaticString(" HTTP/1.1\r\nHost: ")
-        out.writeString(approved.hostHeader)
+        // `ApprovedURL.hostHeader`, written without building the string.
+        out.writeString(approved.host)
+        if approved.port != approved.defaultPort {
+            out.writeStaticString(":")
+            out.writeString(String(approved.port))
+        }
         out.writeStaticString("\r\nUser-Agent: ")
         out.writeString(userAgent)
         out.writeStaticString("\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: ")
         out.writeString(String(body.count))
         out.writeStaticString("\r\n")
         // Sorted: the same context gives the same request bytes.
-        for (name, value) in traceHeaders.sorted(by: { $0.key < $1.key }) {
+        for (name, value) in traceHeaders.count < 2 ? Array(traceHeaders) : traceHeaders.sorted(by: { $0.key < $1.key }) {
             out.writeString(name)
             out.writeStaticString(": ")
             out.writeString(value)
