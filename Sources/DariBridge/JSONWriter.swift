@@ -95,19 +95,19 @@ package struct JSONWriter {
         let (totalSeconds, millis) = floorDivMod(totalMs, 1000)
         let (days, secondOfDay) = floorDivMod(totalSeconds, 86_400)
         let (year, month, day) = JSONWriter.civilFromDays(days)
-        appendDigits(UInt64(year), minWidth: 4)
+        appendFixed(UInt64(year), width: 4)
         bytes.append(UInt8(ascii: "-"))
-        appendDigits(UInt64(month), minWidth: 2)
+        appendFixed(UInt64(month), width: 2)
         bytes.append(UInt8(ascii: "-"))
-        appendDigits(UInt64(day), minWidth: 2)
+        appendFixed(UInt64(day), width: 2)
         bytes.append(UInt8(ascii: "T"))
-        appendDigits(UInt64(secondOfDay / 3600), minWidth: 2)
+        appendFixed(UInt64(secondOfDay / 3600), width: 2)
         bytes.append(UInt8(ascii: ":"))
-        appendDigits(UInt64(secondOfDay / 60 % 60), minWidth: 2)
+        appendFixed(UInt64(secondOfDay / 60 % 60), width: 2)
         bytes.append(UInt8(ascii: ":"))
-        appendDigits(UInt64(secondOfDay % 60), minWidth: 2)
+        appendFixed(UInt64(secondOfDay % 60), width: 2)
         bytes.append(UInt8(ascii: "."))
-        appendDigits(UInt64(millis), minWidth: 3)
+        appendFixed(UInt64(millis), width: 3)
         bytes.append(UInt8(ascii: "Z"))
     }
 
@@ -127,6 +127,15 @@ package struct JSONWriter {
     private func floorDivMod(_ a: Int64, _ b: Int64) -> (Int64, Int64) {
         let q = a / b, r = a % b
         return r < 0 ? (q - 1, r + b) : (q, r)
+    }
+
+    /// Exactly `width` (1...4) decimal digits of `value` (which must be below 10^width), zero-padded.
+    private mutating func appendFixed(_ value: UInt64, width: Int) {
+        var divisor: UInt64 = width >= 4 ? 1000 : width == 3 ? 100 : width == 2 ? 10 : 1
+        while divisor > 0 {
+            bytes.append(UInt8(truncatingIfNeeded: value / divisor % 10) + 0x30)
+            divisor /= 10
+        }
     }
 
     private mutating func appendDigits(_ value: UInt64, minWidth: Int) {
