@@ -19,7 +19,8 @@ package final class DariClient: DariTransport {
     /// Dari's answers are small; a larger body is cut off and treated as not JSON.
     package static let maxResponseBytes = 1 << 20
 
-    /// Every URL is approved again here, and the request written from the approval.
+    /// `post(url:)` approves the URL with it; `post(approved:)` takes the pipeline's approval
+    /// (made with the same policy). The connected address is checked with it either way.
     package let policy: URLPolicy
     private let pool: DariConnectionPool
 
@@ -58,7 +59,8 @@ package final class DariClient: DariTransport {
     package func post(approved: ApprovedURL, url: String, body: [UInt8], traceHeaders: TraceHeaders, timeout: Duration) async throws -> DariResponse {
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         let request = try DariRequestBytes.encode(approved, body: body, traceHeaders: traceHeaders, userAgent: Self.userAgent)
-        let origin = DariConnectionPool.Origin(scheme: approved.scheme, host: approved.host, port: approved.port)
+        // The host compared case-insensitively, as DNS does: one pool for every spelling.
+        let origin = DariConnectionPool.Origin(scheme: approved.scheme, host: approved.host.lowercased(), port: approved.port)
         do {
             // An idle connection the server closed meanwhile is found before a byte is
             // written (Stale): the request goes on the next one, or on a new connection.

@@ -103,6 +103,9 @@ final class DariConnectionPool: Sendable {
             channel.close(promise: nil)
             throw DariTransportError(reason: "the HTTP client is shut down")
         }
+        // Forgotten when the channel is closed, whenever and however that happens (also
+        // before the handler was added, when channelInactive never reaches it).
+        channel.closeFuture.whenComplete { [weak self] _ in self?.forget(handler) }
         let serverName = IPAddress(parsing: host) == nil ? host : nil
         do {
             try await channel.eventLoop.submit {
@@ -134,8 +137,8 @@ final class DariConnectionPool: Sendable {
             state.idle = [:]
             return idle.compactMap { state.open[ObjectIdentifier($0.handler)]?.1 }
         }
-        for channel in channels {
-            try? await channel.close()
+        await withTaskGroup(of: Void.self) { group in
+            for channel in channels { group.addTask { try? await channel.close() } }
         }
     }
 

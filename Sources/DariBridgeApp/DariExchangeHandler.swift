@@ -41,6 +41,7 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private var context: ChannelHandlerContext?
     private var closed = false
+    private var tlsClosedUncleanly = false
     /// The first error seen while no request was waiting (reported by the next `start`).
     private var idleFailure: String?
     private var continuation: UnsafeContinuation<DariResponse, any Error>?
@@ -93,8 +94,11 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
             continuation.resume(throwing: Stale(reason: idleFailure))
             return
         }
-        if token.cancelled {
-            continuation.resume(throwing: CancellationError())
+        if token.cancelled || deadline <= .now() {
+            // Nothing written: the connection goes back as it was (a deadline that passed
+            // while the task waited for a connection or a core must not still send the POST).
+            if !release(self) { context.close(promise: nil) }
+            continuation.resume(throwing: token.cancelled ? CancellationError() : DariTransportError(reason: "request timed out"))
             return
         }
         self.continuation = continuation
@@ -154,6 +158,7 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
         requestDeadline = nil
         status = 0
         headSeen = false
+        tlsClosedUncleanly = false
         retryAfter = nil
         body = []
         let again = reuse && keepAlive && !closed && release(self)
@@ -164,6 +169,18 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+    }
+
+    /// The context holds this handler for good: dropping it here breaks the cycle once the
+    /// channel is closed and its pipeline torn down.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        closed = true
+        timer?.cancel()
+        timer = nil
+        timerAt = nil
+        finish(.failure(DariTransportError(reason: "connection closed before the answer")), reuse: false)
+        self.context = nil
+        responseDecoder = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -194,15 +211,28 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
             if body.isEmpty { body.reserveCapacity(part.readableBytes) }
             body.append(contentsOf: part.readableBytesView)
         case .end:
+            if tlsClosedUncleanly {
+                // A close-delimited body cut by a close without close_notify may be truncated.
+                finish(.failure(DariTransportError(reason: "TLS connection closed without close_notify in the middle of the answer")),
+                       reuse: false)
+                return
+            }
             let answer = DariResponse(status: status, body: body, retryAfter: retryAfter)
-            finish(.success(answer), reuse: true)
+            // An answer that came before the whole request was written (an early 4xx): the
+            // rest of the request would go out ahead of the next one, so the connection is not
+            // reused.
+            let written = ((try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0) == 0
+            finish(.success(answer), reuse: written)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A TLS peer that closes without close_notify: the close itself decides (a
         // close-delimited body ends there, anything else fails in channelInactive).
-        if let ssl = error as? NIOSSLError, case .uncleanShutdown = ssl { return }
+        if let ssl = error as? NIOSSLError, case .uncleanShutdown = ssl {
+            if continuation != nil && headSeen { tlsClosedUncleanly = true }
+            return
+        }
         if continuation == nil {
             // Nobody waits (a TLS handshake that failed before the request was handed over,
             // an idle connection's error): kept for the request that comes to find it closed.

@@ -25,6 +25,10 @@ enum DariRequestBytes {
             guard isToken(name.utf8), isFieldValue(value.utf8) else {
                 throw DariRequestRefused(reason: "a trace header is not a valid HTTP field")
             }
+            // What a tracer injects must not stand in for the request's own framing or headers.
+            guard !reservedNames.contains(name.lowercased()) else {
+                throw DariRequestRefused(reason: "a trace header would replace one of the request's own headers")
+            }
             traceBytes += name.utf8.count + value.utf8.count + 4
         }
         var out = allocator.buffer(capacity: 192 + approved.requestTarget.utf8.count + approved.host.utf8.count
@@ -54,6 +58,10 @@ enum DariRequestBytes {
         out.writeBytes(body)
         return out
     }
+
+    /// The headers this request writes itself, and those that change how a message is framed.
+    static let reservedNames: Set<String> = ["host", "content-length", "transfer-encoding", "connection", "user-agent",
+                                             "content-type", "accept", "expect", "upgrade", "te", "trailer", "keep-alive"]
 
     /// Printable ASCII, no space (what the policy's grammar lets through).
     static func isTargetOrHost(_ bytes: String.UTF8View) -> Bool {

@@ -89,14 +89,33 @@ struct DariConnectionTests {
     }
 
     @Test func aTimedOutConnectionIsClosedAndNotReused() async throws {
-        try await withServer({ connection, _, _ in connection == 0 ? .stall : .reply(ScriptedHTTPServer.ok(), close: false) }) { server, client in
-            let error = await #expect(throws: DariTransportError.self) { try await post(client, server.port, timeout: .milliseconds(200)) }
+        // The first request makes the connection (an idle one then, so the second starts at
+        // once, whatever the machine's load); the second stalls past its deadline.
+        try await withServer({ connection, request, _ in
+            connection == 0 && request == 1 ? .stall : .reply(ScriptedHTTPServer.ok(), close: false)
+        }) { server, client in
+            let first = try await post(client, server.port)
+            #expect(first.status == 200)
+            let error = await #expect(throws: DariTransportError.self) { try await post(client, server.port, timeout: .milliseconds(500)) }
             #expect(error?.reason == "request timed out")
             await server.wait { $0.closedByClient == 1 }
             #expect(server.snapshot.closedByClient == 1, "the stalled connection was not closed")
-            let r3 = try await post(client, server.port)
-            #expect(r3.status == 200)
+            let third = try await post(client, server.port)
+            #expect(third.status == 200)
             #expect(server.snapshot.connections == 2)
+        }
+    }
+
+    @Test func aDeadlineThatPassedBeforeTheStartSendsNothing() async throws {
+        try await withServer({ _, _, _ in .reply(ScriptedHTTPServer.ok(), close: false) }) { server, client in
+            let first = try await post(client, server.port)  // leaves an idle connection
+            #expect(first.status == 200)
+            let error = await #expect(throws: DariTransportError.self) { try await post(client, server.port, timeout: .zero) }
+            #expect(error?.reason == "request timed out")
+            let again = try await post(client, server.port)  // the idle connection is still good
+            #expect(again.status == 200)
+            #expect(server.snapshot.requests == 2, "the timed-out request reached the server")
+            #expect(server.snapshot.connections == 1)
         }
     }
 

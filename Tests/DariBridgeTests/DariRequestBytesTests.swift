@@ -38,6 +38,13 @@ struct DariRequestBytesTests {
         }
     }
 
+    @Test(arguments: ["Host", "content-length", "Transfer-Encoding", "CONNECTION", "Expect", "User-Agent"])
+    func aTraceHeaderCannotReplaceTheRequestsOwn(name: String) {
+        #expect(throws: DariRequestRefused.self) {
+            _ = try DariRequestBytes.encode(approved, body: [], traceHeaders: [name: "x"], userAgent: "u")
+        }
+    }
+
     @Test func anApprovalWithSpacesOrControlsIsRefused() {
         for target in ["/a b", "/a\r\nX: y", "", "/é"] {
             let bad = ApprovedURL(scheme: "https", host: "h", port: 443, requestTarget: target)
