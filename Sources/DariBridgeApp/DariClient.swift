@@ -60,7 +60,8 @@ package final class DariClient: DariTransport {
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         let request = try DariRequestBytes.encode(approved, body: body, traceHeaders: traceHeaders, userAgent: Self.userAgent)
         // The host compared case-insensitively, as DNS does: one pool for every spelling.
-        let origin = DariConnectionPool.Origin(scheme: approved.scheme, host: approved.host.lowercased(), port: approved.port)
+        let host = approved.host.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? approved.host.lowercased() : approved.host
+        let origin = DariConnectionPool.Origin(scheme: approved.scheme, host: host, port: approved.port)
         do {
             // An idle connection the server closed meanwhile is found before a byte is
             // written (Stale): the request goes on the next one, or on a new connection.

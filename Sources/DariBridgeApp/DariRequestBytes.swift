@@ -65,7 +65,10 @@ enum DariRequestBytes {
 
     /// Printable ASCII, no space (what the policy's grammar lets through).
     static func isTargetOrHost(_ bytes: String.UTF8View) -> Bool {
-        !bytes.isEmpty && bytes.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+        // Over the contiguous bytes when the string has them (native strings do): about a
+        // tenth of the cost of walking the UTF-8 view.
+        bytes.withContiguousStorageIfAvailable { b in !b.isEmpty && b.allSatisfy { $0 > 0x20 && $0 < 0x7F } }
+            ?? (!bytes.isEmpty && bytes.allSatisfy { $0 > 0x20 && $0 < 0x7F })
     }
 
     /// RFC 9110 token: `!#$%&'*+-.^_`|~`, digits, letters.
