@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers of untrusted input with libFuzzer (through the Swift toolchain:
 # swiftc -sanitize=fuzzer), each target for a bounded time:
-#   decoder     message decoder + JSON scanner      Sources/DariBridge/{JSONScanner,JSONWriter,ResumeRequest,ASCIITrim}.swift
+#   decoder     message decoder + JSON scanner      Sources/DariBridge/{JSONScanner,JSONWriter,ResumeRequest,ApprovedURL,ASCIITrim}.swift
 #   urlpolicy   URL policy vs AsyncHTTPClient's     Sources/DariBridge/{URLPolicy*,ApprovedURL,IPAddress*,ASCIITrim}.swift
 #               derivation from Foundation's URL
 #   amqpurl     AMQP URL parser (no password leak)  Sources/RabbitMQ/AMQPURL*.swift (+ AMQPTLSOptions.swift)
@@ -19,7 +19,7 @@ out=.build-fuzz
 mkdir -p "$out/artifacts"
 
 d=Sources/DariBridge
-sources_decoder="$d/JSONScanner.swift $d/JSONWriter.swift $d/ResumeRequest.swift $d/ASCIITrim.swift Fuzz/DecoderFuzz.swift"
+sources_decoder="$d/JSONScanner.swift $d/JSONWriter.swift $d/ResumeRequest.swift $d/ApprovedURL.swift $d/ASCIITrim.swift Fuzz/DecoderFuzz.swift"
 sources_urlpolicy="$d/URLPolicy.swift $d/URLPolicy+Grammar.swift $d/ApprovedURL.swift $d/IPAddress.swift $d/IPAddress+Classification.swift $d/ASCIITrim.swift Fuzz/URLPolicyFuzz.swift"
 # The AMQP URL parser may be split over AMQPURL+*.swift files and use AMQPTLSOptions.
 sources_amqpurl=""
