@@ -72,9 +72,8 @@ package final class DariClient: DariTransport {
                     continue
                 }
             }
-            let fresh = try await pool.connect(origin, deadline: deadline)
             do {
-                return try await fresh.exchange(request: request, deadline: deadline)
+                return try await pool.connectAndExchange(origin, request: request, deadline: deadline)
             } catch let stale as DariExchangeHandler.Stale {
                 throw DariTransportError(reason: stale.reason ?? "connection closed before the request was sent")
             }

@@ -74,8 +74,11 @@ final class DariConnectionPool: Sendable {
         return taken
     }
 
-    /// A new connection to `origin`, checked, with TLS when the scheme is https.
-    func connect(_ origin: Origin, deadline: NIODeadline) async throws -> DariExchangeHandler {
+    /// A new connection to `origin` (checked, with TLS when the scheme is https) and the
+    /// request on it, in one go on the event loop: the task waits once, for the answer (a
+    /// hop back to the task between connect and write would leave the request waiting for a
+    /// free thread of Swift's pool, with its deadline running).
+    func connectAndExchange(_ origin: Origin, request: ByteBuffer, deadline: NIODeadline) async throws -> DariResponse {
         if state.withLockedValue({ $0.shutDown }) { throw DariTransportError(reason: "the HTTP client is shut down") }
         let tls = origin.scheme == "https" ? try tlsContext() : nil
         let remaining = deadline - .now()
@@ -85,9 +88,34 @@ final class DariConnectionPool: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
         // An IPv6 literal is approved with its brackets (the form of the Host header).
         let host = origin.host.hasPrefix("[") && origin.host.hasSuffix("]") ? String(origin.host.dropFirst().dropLast()) : origin.host
-        let channel = try await bootstrap.connect(host: host, port: origin.port).get()
+        let serverName = IPAddress(parsing: host) == nil ? host : nil
+        let token = DariExchangeHandler.Token()
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<DariResponse, any Error>) in
+                bootstrap.connect(host: host, port: origin.port).whenComplete { result in
+                    switch result {
+                    case .failure(let error):
+                        continuation.resume(throwing: error)
+                    case .success(let channel):
+                        do {
+                            let handler = try self.setUp(channel, origin: origin, tls: tls, serverName: serverName)
+                            handler.start(request: request, deadline: deadline, token: token, continuation: continuation)
+                        } catch {
+                            channel.close(promise: nil)
+                            continuation.resume(throwing: error)
+                        }
+                    }
+                }
+            }
+        } onCancel: {
+            token.cancel()
+        }
+    }
+
+    /// On the new channel's event loop: the address check, registration, the pipeline.
+    private func setUp(_ channel: any Channel, origin: Origin, tls: NIOSSLContext?, serverName: String?) throws -> DariExchangeHandler {
+        channel.eventLoop.assertInEventLoop()
         if let refusal = Self.addressRefusal(channel.remoteAddress, policy) {
-            channel.close(promise: nil)
             throw DariRequestRefused(reason: refusal)
         }
         let handler = DariExchangeHandler(
@@ -99,30 +127,23 @@ final class DariConnectionPool: Sendable {
             state.open[ObjectIdentifier(handler)] = (handler, channel)
             return true
         }
-        guard registered else {
-            channel.close(promise: nil)
-            throw DariTransportError(reason: "the HTTP client is shut down")
-        }
+        guard registered else { throw DariTransportError(reason: "the HTTP client is shut down") }
         // Forgotten when the channel is closed, whenever and however that happens (also
         // before the handler was added, when channelInactive never reaches it).
         channel.closeFuture.whenComplete { [weak self] _ in self?.forget(handler) }
-        let serverName = IPAddress(parsing: host) == nil ? host : nil
         do {
-            try await channel.eventLoop.submit {
-                let pipeline = channel.pipeline.syncOperations
-                if let tls {
-                    // A host name is sent as SNI and verified against the certificate; an IP
-                    // literal is verified against the certificate's IP addresses.
-                    try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
-                }
-                let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
-                                                  limitConfiguration: Self.decoderLimits)
-                handler.responseDecoder = decoder
-                try pipeline.addHandler(ByteToMessageHandler(DariResponseDecoder(decoder: decoder)))
-                try pipeline.addHandler(handler)
-            }.get()
+            let pipeline = channel.pipeline.syncOperations
+            if let tls {
+                // A host name is sent as SNI and verified against the certificate; an IP
+                // literal is verified against the certificate's IP addresses.
+                try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+            }
+            let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
+                                              limitConfiguration: Self.decoderLimits)
+            handler.responseDecoder = decoder
+            try pipeline.addHandler(ByteToMessageHandler(DariResponseDecoder(decoder: decoder)))
+            try pipeline.addHandler(handler)
         } catch {
-            channel.close(promise: nil)
             forget(handler)
             throw DariTransportError(reason: DariClient.describe(error))
         }

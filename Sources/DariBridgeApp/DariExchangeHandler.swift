@@ -1,4 +1,5 @@
 import DariBridge
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -27,9 +28,26 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
         var reason: String?
     }
 
-    /// One request's cancellation flag; set on the event loop only.
-    final class Token: @unchecked Sendable {
-        var cancelled = false
+    /// One request's cancellation, from the task's cancellation handler (any thread) to the
+    /// handler the request was given to (on its event loop), or to the `start` still to come.
+    final class Token: Sendable {
+        private let state = NIOLockedValueBox<(cancelled: Bool, handler: DariExchangeHandler?)>((false, nil))
+
+        func cancel() {
+            let handler = state.withLockedValue { s -> DariExchangeHandler? in
+                s.cancelled = true
+                return s.handler
+            }
+            if let handler { handler.eventLoop.execute { handler.cancel(self) } }
+        }
+
+        /// When the request reaches `handler`: false when it was cancelled before.
+        fileprivate func attach(_ handler: DariExchangeHandler) -> Bool {
+            state.withLockedValue { s in
+                s.handler = handler
+                return !s.cancelled
+            }
+        }
     }
 
     let eventLoop: any EventLoop
@@ -81,24 +99,27 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
                 eventLoop.execute { self.start(request: request, deadline: deadline, token: token, continuation: continuation) }
             }
         } onCancel: {
-            eventLoop.execute { self.cancel(token) }
+            token.cancel()
         }
     }
 
     // MARK: event loop
 
-    private func start(request: ByteBuffer, deadline: NIODeadline, token: Token,
-                       continuation: UnsafeContinuation<DariResponse, any Error>) {
+    /// On the event loop: the request goes out, or (closed: `Stale`; cancelled or past its
+    /// deadline: nothing written, the connection given back) it does not.
+    func start(request: ByteBuffer, deadline: NIODeadline, token: Token,
+               continuation: UnsafeContinuation<DariResponse, any Error>) {
         eventLoop.assertInEventLoop()
         guard let context, let responseDecoder, !closed, context.channel.isActive else {
             continuation.resume(throwing: Stale(reason: idleFailure))
             return
         }
-        if token.cancelled || deadline <= .now() {
+        let live = token.attach(self)
+        if !live || deadline <= .now() {
             // Nothing written: the connection goes back as it was (a deadline that passed
             // while the task waited for a connection or a core must not still send the POST).
             if !release(self) { context.close(promise: nil) }
-            continuation.resume(throwing: token.cancelled ? CancellationError() : DariTransportError(reason: "request timed out"))
+            continuation.resume(throwing: live ? DariTransportError(reason: "request timed out") : CancellationError())
             return
         }
         self.continuation = continuation
@@ -117,12 +138,8 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
-    private func cancel(_ token: Token) {
-        if self.token === token {
-            finish(.failure(CancellationError()), reuse: false)
-        } else {
-            token.cancelled = true  // not started yet: start() sees it
-        }
+    fileprivate func cancel(_ token: Token) {
+        if self.token === token { finish(.failure(CancellationError()), reuse: false) }
     }
 
     private func arm(at deadline: NIODeadline) -> Bool {

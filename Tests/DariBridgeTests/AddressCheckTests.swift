@@ -19,7 +19,7 @@ struct AddressCheckTests {
         for _ in 0..<2 {  // the refused connection is not kept in the pool for the next request
             let error = await #expect(throws: DariRequestRefused.self) {
                 _ = try await client.post(url: "http://localhost:\(server.port)/r/x", body: Array("{}".utf8),
-                                          traceHeaders: [:], timeout: .seconds(10))
+                                          traceHeaders: [:], timeout: .seconds(60))
             }
             #expect(error?.reason.contains("127.0.0.1 is loopback 127.0.0.0/8") == true, "\(String(describing: error))")
         }
@@ -38,7 +38,7 @@ struct AddressCheckTests {
         defer { server.stop() }
         let client = DariClient(concurrency: 2, policy: hostNamePolicy(["localhost:\(server.port)"], allowPrivateAddresses: true))
         let response = try await client.post(url: "http://localhost:\(server.port)/r/x", body: Array("{}".utf8),
-                                             traceHeaders: [:], timeout: .seconds(10))
+                                             traceHeaders: [:], timeout: .seconds(60))
         #expect(response.status == 200)
         let seen = server.snapshot.requests
         try #require(seen.count == 1)
@@ -52,7 +52,7 @@ struct AddressCheckTests {
         defer { server.stop() }
         let client = DariClient(concurrency: 2, policy: hostNamePolicy(["localhost:\(server.port)", "127.0.0.1"]))
         let response = try await client.post(url: "http://localhost:\(server.port)/r/x", body: Array("{}".utf8),
-                                             traceHeaders: [:], timeout: .seconds(10))
+                                             traceHeaders: [:], timeout: .seconds(60))
         #expect(response.status == 200)
         #expect(server.snapshot.requests.count == 1)
         try await client.shutdown()
@@ -64,7 +64,7 @@ struct AddressCheckTests {
         let client = DariClient(concurrency: 2, policy: hostNamePolicy(["localhost:\(server.port)", "127.0.0.2", "[::2]"]))
         await #expect(throws: DariRequestRefused.self) {
             _ = try await client.post(url: "http://localhost:\(server.port)/r/x", body: Array("{}".utf8),
-                                      traceHeaders: [:], timeout: .seconds(10))
+                                      traceHeaders: [:], timeout: .seconds(60))
         }
         await server.waitForFinishedConnections(server.snapshot.connections)
         #expect(server.snapshot.bytes == 0)

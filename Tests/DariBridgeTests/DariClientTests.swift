@@ -40,7 +40,7 @@ struct DariClientTests {
             let variables = "{ \"big\": 12345678901234567890, \"t\":\"caf\\u00e9 😀 \\\"q\\\"\",\n \"n\": [1.50, -0.0, {}] }"
             let body = Array(("{\"variables\":" + variables + "}").utf8)
             let response = try await client.post(url: fake.baseURL + "/public/send-user-signal/sig-1", body: body,
-                                                 traceHeaders: ["traceparent": trace], timeout: .seconds(10))
+                                                 traceHeaders: ["traceparent": trace], timeout: .seconds(60))
             #expect(response.status == 200)
             #expect(response.body == Array(#"{"ok":true}"#.utf8))
             #expect(response.retryAfter == nil)
@@ -66,7 +66,7 @@ struct DariClientTests {
     @Test func noTraceparentHeaderWhenNoneGiven() async throws {
         try await withFakeDari { fake, client in
             _ = try await client.post(url: fake.baseURL + "/send-user-signal/t", body: Array(#"{"variables":{}}"#.utf8),
-                                      traceHeaders: [:], timeout: .seconds(10))
+                                      traceHeaders: [:], timeout: .seconds(60))
             let r = try #require(fake.requests(id: "t").first)
             #expect(r.header("traceparent") == nil)
             #expect(r.bodyString == #"{"variables":{}}"#)
@@ -76,7 +76,7 @@ struct DariClientTests {
     @Test func errorStatusBodyAndRetryAfterAreExposed() async throws {
         try await withFakeDari { fake, client in
             fake.script(id: "busy", [FakeDari.Reply(status: 503, headers: [("Retry-After", "7")], body: #"{"detail":"busy"}"#)])
-            let response = try await client.post(url: fake.baseURL + "/r/busy", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
+            let response = try await client.post(url: fake.baseURL + "/r/busy", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(60))
             #expect(response.status == 503)
             #expect(response.retryAfter == "7")
             #expect(response.body == Array(#"{"detail":"busy"}"#.utf8))
@@ -86,7 +86,7 @@ struct DariClientTests {
     @Test func redirectIsReturnedNotFollowed() async throws {
         try await withFakeDari { fake, client in
             fake.script(id: "moved", [FakeDari.Reply(status: 302, headers: [("Location", fake.baseURL + "/elsewhere/target")], body: "")])
-            let response = try await client.post(url: fake.baseURL + "/r/moved", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
+            let response = try await client.post(url: fake.baseURL + "/r/moved", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(60))
             #expect(response.status == 302)
             #expect(fake.requestCount(id: "target") == 0)
             #expect(fake.requestCount == 1)
@@ -123,7 +123,7 @@ struct DariClientTests {
         try await withFakeDari { fake, client in
             let huge = "\"" + String(repeating: "x", count: DariClient.maxResponseBytes + 10) + "\""
             fake.script(id: "huge", [FakeDari.Reply(status: 200, body: huge)])
-            let response = try await client.post(url: fake.baseURL + "/r/huge", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
+            let response = try await client.post(url: fake.baseURL + "/r/huge", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(60))
             #expect(response.status == 200)
             #expect(response.body.isEmpty)
         }
@@ -167,7 +167,7 @@ struct DariClientTests {
         try await withFakeDari { fake, client in
             for i in 0..<20 {
                 fake.script(id: "s\(i)", [FakeDari.Reply(status: 200, body: #"{"i":\#(i)}"#)])
-                let response = try await client.post(url: fake.baseURL + "/r/s\(i)", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
+                let response = try await client.post(url: fake.baseURL + "/r/s\(i)", body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(60))
                 #expect(response.body == Array(#"{"i":\#(i)}"#.utf8))
             }
             #expect(fake.requestCount == 20)

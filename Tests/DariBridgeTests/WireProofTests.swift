@@ -109,7 +109,7 @@ struct WireProofTests {
             let before = server.snapshot
             let approval = policy.approve(url)
             do {
-                _ = try await client.post(url: url, body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
+                _ = try await client.post(url: url, body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(60))
                 let after = server.snapshot
                 guard case .success(let approved) = approval else {
                     Issue.record("sent although the policy refused it: \(url.debugDescription)")
@@ -154,7 +154,7 @@ struct WireProofTests {
             let approved = try policy.approve(url).get()
             let before = server.snapshot
             do {
-                _ = try await client.post(url: url, body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(10))
+                _ = try await client.post(url: url, body: Array("{}".utf8), traceHeaders: [:], timeout: .seconds(60))
                 #expect(allowPrivateAddresses, "\(url): sent to loopback behind a name with the setting off")
                 let seen = try #require(server.snapshot.requests.last)
                 #expect(server.snapshot.requests.count == before.requests.count + 1)
