@@ -79,7 +79,7 @@ struct AddressCheckTests {
         let executor = ResumeExecutor(transport: client, policy: RetryPolicy(maxAttempts: 3), requestTimeout: .seconds(10),
                                       sleep: sleeps.sleep, randomUnit: { 0.5 })
         let request = ResumeRequest(resumeURL: "http://localhost:\(server.port)/public/send-user-signal/x",
-                                    variablesJSON: Array("{}".utf8), variableKeys: [])
+                                    variablesJSON: Array("{}".utf8))
         let result = try await executor.execute(request)
         #expect(result.kind == .refused)
         #expect(result.attempts == 0)

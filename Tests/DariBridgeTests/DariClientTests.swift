@@ -181,7 +181,7 @@ struct DariClientTests {
             let executor = ResumeExecutor(transport: client, policy: RetryPolicy(maxAttempts: 3), requestTimeout: .seconds(10),
                                           sleep: sleeps.sleep, randomUnit: { 0.5 })
             let request = ResumeRequest(resumeURL: fake.baseURL + "/public/send-user-signal/flaky",
-                                        variablesJSON: Array(#"{"a":"b"}"#.utf8), variableKeys: ["a"])
+                                        variablesJSON: Array(#"{"a":"b"}"#.utf8))
             let result = try await executor.execute(request, traceHeaders: ["traceparent": trace])
             #expect(result.kind == .succeeded)
             #expect(result.attempts == 2)

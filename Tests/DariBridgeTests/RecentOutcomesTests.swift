@@ -3,7 +3,7 @@ import Testing
 @testable import DariBridge
 
 private func request(_ url: String = "https://api.usedari.com/public/send-user-signal/a", _ variables: String = #"{"x":1}"#) -> ResumeRequest {
-    ResumeRequest(resumeURL: url, variablesJSON: Array(variables.utf8), variableKeys: [])
+    ResumeRequest(resumeURL: url, variablesJSON: Array(variables.utf8))
 }
 
 private func outcome(_ n: Int) -> Outcome {
@@ -32,9 +32,10 @@ struct RecentOutcomesTests {
 
     @Test func contentHashIsEqualForEqualContent() {
         #expect(RecentOutcomes.identity(messageId: nil, request: request()) == RecentOutcomes.identity(messageId: nil, request: request()))
-        // variableKeys are not part of the identity; the bytes are.
-        let withKeys = ResumeRequest(resumeURL: request().resumeURL, variablesJSON: request().variablesJSON, variableKeys: ["x"])
-        #expect(RecentOutcomes.identity(messageId: nil, request: withKeys) == RecentOutcomes.identity(messageId: nil, request: request()))
+        // The pipeline's approval is not part of the identity; the URL and the bytes are.
+        var approved = request()
+        approved.approved = ApprovedURL(scheme: "https", host: "h", port: 443, requestTarget: "/")
+        #expect(RecentOutcomes.identity(messageId: nil, request: approved) == RecentOutcomes.identity(messageId: nil, request: request()))
     }
 
     @Test func contentHashDiffersForDifferentContent() {

@@ -18,7 +18,7 @@ final class SleepRecorder: Sendable {
 
 private let fixedNow = Date(timeIntervalSince1970: 1_800_000_000)  // 2027-01-15T08:00:00Z
 private let resumeURL = "https://api.usedari.com/public/send-user-signal/abc"
-private let request = ResumeRequest(resumeURL: resumeURL, variablesJSON: Array(#"{"a":1}"#.utf8), variableKeys: ["a"])
+private let request = ResumeRequest(resumeURL: resumeURL, variablesJSON: Array(#"{"a":1}"#.utf8))
 
 private func makeExecutor(
     _ transport: any DariTransport,
@@ -226,7 +226,7 @@ struct ResumeExecutorTests {
 
     @Test func sendsVariablesVerbatimWithTraceparentOnEveryAttempt() async throws {
         let raw = "{ \"big\" : 12345678901234567890, \"t\":\"caf\\u00e9 😀\", \"n\":[1.50, -0.0, {}] }"
-        let req = ResumeRequest(resumeURL: resumeURL, variablesJSON: Array(raw.utf8), variableKeys: ["big", "t", "n"])
+        let req = ResumeRequest(resumeURL: resumeURL, variablesJSON: Array(raw.utf8))
         let transport = ScriptedTransport(statuses: [500, 200])
         let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         let result = try await makeExecutor(transport, sleeps: SleepRecorder()).execute(req, traceHeaders: ["traceparent": trace])
