@@ -63,5 +63,10 @@ struct MessageIDTests {
         let ids = Set((0..<1000).map { _ in MessageID.random() })
         #expect(ids.count == 1000)
         #expect(ids.allSatisfy { UUID(uuidString: $0) != nil && $0.utf8.count == 36 })
+        // Version 4, RFC 4122 variant: XXXXXXXX-XXXX-4XXX-[89AB]XXX-XXXXXXXXXXXX.
+        #expect(ids.allSatisfy { id in
+            let c = Array(id)
+            return c[14] == "4" && "89AB".contains(c[19])
+        })
     }
 }
