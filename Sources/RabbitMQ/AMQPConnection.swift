@@ -38,6 +38,10 @@ package final class AMQPConnection: Sendable {
 
     struct Shared {
         var commands: [Command] = []
+        /// The connection thread is in (or about to enter) `poll()` with no command left:
+        /// the next command must wake it. Otherwise it will look at the commands before it
+        /// sleeps, and the eventfd write (a system call per command) is saved.
+        var sleeping = false
         var closed: AMQPError? = nil
         var closeWaiters: [CheckedContinuation<AMQPError?, Never>] = []
         var finished = false
@@ -103,12 +107,14 @@ package final class AMQPConnection: Sendable {
     /// connection ended with, if it already did (the command then does not run).
     @discardableResult
     func enqueue(_ command: @escaping Command) -> AMQPError? {
-        let refused: AMQPError? = shared.withLock { s in
-            if let closed = s.closed { return closed }
+        let (refused, mustWake): (AMQPError?, Bool) = shared.withLock { s in
+            if let closed = s.closed { return (closed, false) }
             s.commands.append(command)
-            return nil
+            let sleeping = s.sleeping
+            s.sleeping = false  // one wake-up per sleep
+            return (nil, sleeping)
         }
-        if refused == nil { wake() }
+        if mustWake { wake() }
         return refused
     }
 

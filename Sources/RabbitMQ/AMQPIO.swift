@@ -79,16 +79,28 @@ final class AMQPIO {
             if amqp_frames_enqueued(state) == 0 && amqp_data_in_buffer(state) == 0 {
                 flushAcks()
                 if failure != nil { break }
-                fds[0].revents = 0
-                fds[1].revents = 0
-                let n = poll(&fds, 2, pollTimeout)
-                if n < 0 && errno != EINTR {
-                    fail(AMQPError(kind: .library, text: "poll failed: errno \(errno)"))
-                    break
+                // Sleep only with no command waiting, and say so under the same lock: a
+                // command queued from here on writes the eventfd; one queued before is run
+                // first (the loop goes round without sleeping).
+                let maySleep = connection.shared.withLock { s -> Bool in
+                    guard s.commands.isEmpty else { return false }
+                    s.sleeping = true
+                    return true
                 }
-                if fds[1].revents != 0 {
-                    var counter: UInt64 = 0
-                    _ = withUnsafeMutableBytes(of: &counter) { read(connection.wakeFD, $0.baseAddress, 8) }
+                if maySleep {
+                    fds[0].revents = 0
+                    fds[1].revents = 0
+                    let n = poll(&fds, 2, pollTimeout)
+                    let pollErrno = errno
+                    connection.shared.withLock { $0.sleeping = false }
+                    if n < 0 && pollErrno != EINTR {
+                        fail(AMQPError(kind: .library, text: "poll failed: errno \(pollErrno)"))
+                        break
+                    }
+                    if fds[1].revents != 0 {
+                        var counter: UInt64 = 0
+                        _ = withUnsafeMutableBytes(of: &counter) { read(connection.wakeFD, $0.baseAddress, 8) }
+                    }
                 }
             }
             // Always call into the library, even after a poll timeout: that is
