@@ -60,8 +60,8 @@ struct MessageIDTests {
             let uuid = UUID()
             #expect(MessageID.text(of: uuid.uuid) == uuid.uuidString)
         }
-        let ids = Set((0..<1000).map { _ in MessageID.random() })
-        #expect(ids.count == 1000)
+        let ids = Set((0..<100_000).map { _ in MessageID.random() })
+        #expect(ids.count == 100_000)
         #expect(ids.allSatisfy { UUID(uuidString: $0) != nil && $0.utf8.count == 36 })
         // Version 4, RFC 4122 variant: XXXXXXXX-XXXX-4XXX-[89AB]XXX-XXXXXXXXXXXX.
         #expect(ids.allSatisfy { id in
