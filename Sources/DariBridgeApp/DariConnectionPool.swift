@@ -120,8 +120,7 @@ final class DariConnectionPool: Sendable {
         }
         let handler = DariExchangeHandler(
             eventLoop: channel.eventLoop, maxBodyBytes: maxBodyBytes,
-            release: { [weak self] handler in self?.release(handler, to: origin) ?? false },
-            forget: { [weak self] handler in self?.forget(handler) })
+            release: { [weak self] handler in self?.release(handler, to: origin) ?? false })
         let registered = state.withLockedValue { state -> Bool in
             guard !state.shutDown else { return false }
             state.open[ObjectIdentifier(handler)] = (handler, channel)

@@ -54,8 +54,7 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
     let maxBodyBytes: Int
     /// Called (on the event loop) when the answer left the connection reusable; false = close it.
     private let release: @Sendable (DariExchangeHandler) -> Bool
-    /// Called (on the event loop) once the connection is closed.
-    private let forget: @Sendable (DariExchangeHandler) -> Void
+    // The pool forgets the connection on its channel's closeFuture (DariConnectionPool.setUp).
 
     private var context: ChannelHandlerContext?
     private var closed = false
@@ -80,12 +79,10 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
     private var body: [UInt8] = []
 
     init(eventLoop: any EventLoop, maxBodyBytes: Int,
-         release: @escaping @Sendable (DariExchangeHandler) -> Bool,
-         forget: @escaping @Sendable (DariExchangeHandler) -> Void) {
+         release: @escaping @Sendable (DariExchangeHandler) -> Bool) {
         self.eventLoop = eventLoop
         self.maxBodyBytes = maxBodyBytes
         self.release = release
-        self.forget = forget
     }
 
     /// Sends `head` and `body` and waits for the whole answer. Throws `Stale` when the
@@ -274,7 +271,6 @@ final class DariExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
         timerAt = nil
         finish(.failure(DariTransportError(reason: headSeen ? "connection closed in the middle of the answer"
                                                             : "connection closed before the answer")), reuse: false)
-        forget(self)
         context.fireChannelInactive()
     }
 

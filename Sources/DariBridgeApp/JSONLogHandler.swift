@@ -56,9 +56,7 @@ package struct JSONLogHandler: LogHandler {
 
     /// The line for `event`, newline included.
     package func line(for event: LogEvent, date: Date = Date()) -> [UInt8] {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
-        if let own = event.metadata { merged.merge(own) { _, new in new } }
+        var merged = mergedMetadata(metadata, metadataProvider, event.metadata)
         if let error = event.error {
             // The code logs most errors as metadata "error"; an error passed to the call joins them.
             merged[merged["error"] == nil ? "error" : "log_error"] = .string(String(describing: error))
@@ -112,6 +110,15 @@ package struct JSONLogHandler: LogHandler {
 }
 
 /// Writes `bytes` with one `write(2)` (more only after a short write or EINTR).
+/// A log line's metadata, as swift-log merges it: the handler's, then the metadata
+/// provider's, then the call's (the later wins).
+func mergedMetadata(_ handler: Logger.Metadata, _ provider: Logger.MetadataProvider?, _ call: Logger.Metadata?) -> Logger.Metadata {
+    var merged = handler
+    if let provided = provider?.get(), !provided.isEmpty { merged.merge(provided) { _, new in new } }
+    if let call, !call.isEmpty { merged.merge(call) { _, new in new } }
+    return merged
+}
+
 func writeWhole(_ bytes: [UInt8], to fd: Int32) {
     bytes.withUnsafeBytes { buffer in
         guard let base = buffer.baseAddress else { return }

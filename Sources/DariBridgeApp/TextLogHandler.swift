@@ -41,9 +41,7 @@ package struct TextLogHandler: LogHandler {
 
     /// The line for `event` at `time` (seconds since the epoch), newline included.
     package func line(for event: LogEvent, time: time_t) -> String {
-        var merged = metadata
-        if let provided = metadataProvider?.get(), !provided.isEmpty { merged.merge(provided) { _, new in new } }
-        if let explicit = event.metadata, !explicit.isEmpty { merged.merge(explicit) { _, new in new } }
+        var merged = mergedMetadata(metadata, metadataProvider, event.metadata)
         if let error = event.error {
             merged["error.message"] = "\(error)"
             merged["error.type"] = "\(String(reflecting: type(of: error)))"

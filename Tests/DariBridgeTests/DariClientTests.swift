@@ -142,12 +142,7 @@ struct DariClientTests {
             _ = read(c, &buf, buf.count)
             var out = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\nRetry-After: 7\r\n\r\n".utf8)
             out += [UInt8](repeating: UInt8(ascii: "x"), count: 2 << 20)
-            var sent = 0
-            while sent < out.count {
-                let n = out[sent...].withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if n <= 0 { break }
-                sent += n
-            }
+            sendAll(c, out)
             _ = read(c, &buf, buf.count)  // stall until the client closes
             close(c)
         }

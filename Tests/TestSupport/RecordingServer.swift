@@ -68,38 +68,16 @@ package final class RecordingServer: @unchecked Sendable {
         setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        func readMore() -> Bool {
+        func readMore(_ data: inout [UInt8]) -> Bool {
             let n = read(c, &buffer, buffer.count)
             guard n > 0 else { return false }
             data += buffer[0..<n]
             lock.lock(); bytes += n; lock.unlock()
             return true
         }
-        let end = Array("\r\n\r\n".utf8)
-        var headEnd: Int?
-        while headEnd == nil {
-            guard readMore() else { return }
-            headEnd = data.firstRange(of: end)?.lowerBound
-            if data.count > 1 << 20 { return }
-        }
-        guard let headEnd else { return }
-        let lines = data[..<headEnd].split(separator: Array("\r\n".utf8), omittingEmptySubsequences: false)
-        guard let first = lines.first else { return }
-        var host: String?
-        var length = 0
-        for line in lines.dropFirst() {
-            let text = String(decoding: line, as: UTF8.self)
-            guard let colon = text.firstIndex(of: ":") else { continue }
-            let name = text[..<colon].lowercased()
-            let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            if name == "host" { host = host.map { $0 + "," + value } ?? value }
-            if name == "content-length" { length = Int(value) ?? 0 }
-        }
-        while data.count < headEnd + 4 + length {
-            guard readMore() else { break }
-        }
-        lock.lock(); recorded.append(Request(requestLine: Array(first), host: host)); lock.unlock()
-        let reply = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".utf8)
-        _ = reply.withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard let request = readRawRequest(&data, readMore: readMore) else { return }
+        let hosts = request.values("host")
+        lock.lock(); recorded.append(Request(requestLine: request.requestLine, host: hosts.isEmpty ? nil : hosts.joined(separator: ","))); lock.unlock()
+        sendAll(c, Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".utf8))
     }
 }

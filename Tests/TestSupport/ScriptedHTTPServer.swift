@@ -85,7 +85,7 @@ package final class ScriptedHTTPServer: @unchecked Sendable {
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         /// false: the client closed or reset the connection (counted), or the read timed out.
-        func readMore() -> Bool {
+        func readMore(_ data: inout [UInt8]) -> Bool {
             var n = read(c, &buffer, buffer.count)
             while n < 0 && errno == EINTR { n = read(c, &buffer, buffer.count) }
             if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { lock.lock(); closedByClient += 1; lock.unlock() }
@@ -93,38 +93,15 @@ package final class ScriptedHTTPServer: @unchecked Sendable {
             data += buffer[0..<n]
             return true
         }
-        let end = Array("\r\n\r\n".utf8)
         var index = 0
         while true {
-            var headEnd: Int?
-            while headEnd == nil {
-                if data.count >= 4 {
-                    headEnd = (0...(data.count - 4)).first { data[$0..<($0 + 4)].elementsEqual(end) }
-                }
-                if headEnd == nil && !readMore() { return }
-            }
-            let head = String(decoding: data[0..<headEnd!], as: UTF8.self)
-            let length = head.split(separator: "\r\n").compactMap { line -> Int? in
-                let parts = line.split(separator: ":", maxSplits: 1)
-                guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
-                return Int(parts[1].trimmingCharacters(in: .whitespaces))
-            }.first ?? 0
-            while data.count < headEnd! + 4 + length { if !readMore() { return } }
-            data.removeFirst(headEnd! + 4 + length)
+            guard let request = readRawRequest(&data, readMore: readMore), request.bodyComplete else { return }
             lock.lock(); requests += 1; lock.unlock()
-            let requestLine = String(head.prefix { $0 != "\r" })
-            switch script(connection, index, requestLine) {
+            switch script(connection, index, request.requestLineText) {
             case .reply(let text, let closeAfter):
-                let bytes = Array(text.utf8)
-                var sent = 0
-                while sent < bytes.count {
-                    let n = bytes[sent...].withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                    if n <= 0 { return }
-                    sent += n
-                }
-                if closeAfter { return }
+                if !sendAll(c, Array(text.utf8)) || closeAfter { return }
             case .stall:
-                while readMore() {}
+                while readMore(&data) {}
                 return
             }
             index += 1
