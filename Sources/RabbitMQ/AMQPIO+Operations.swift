@@ -3,7 +3,7 @@ import Glibc
 
 extension AMQPIO {
     func declareQueue(_ name: String, passive: Bool = false, durable: Bool, exclusive: Bool, autoDelete: Bool, arguments: [String: AMQPArgument]) throws -> (name: String, messageCount: UInt32, consumerCount: UInt32) {
-        try ensureAlive()
+        try beginRPC()
         let arena = CArena()
         let args = arena.table(AMQPTable(arguments.sorted { $0.key < $1.key }.map { AMQPTable.Entry(key: $0.key, value: $0.value) }))
         let ok = amqp_queue_declare(state, channel, arena.bytes(name), passive ? 1 : 0, durable ? 1 : 0, exclusive ? 1 : 0, autoDelete ? 1 : 0, args)
@@ -13,21 +13,21 @@ extension AMQPIO {
     }
 
     func declareExchange(_ name: String, type: String, passive: Bool = false, durable: Bool) throws {
-        try ensureAlive()
+        try beginRPC()
         let arena = CArena()
         amqp_exchange_declare(state, channel, arena.bytes(name), arena.bytes(type), passive ? 1 : 0, durable ? 1 : 0, 0, 0, amqp_empty_table)
         try check("exchange.declare \(name)")
     }
 
     func bindQueue(_ queue: String, exchange: String, routingKey: String) throws {
-        try ensureAlive()
+        try beginRPC()
         let arena = CArena()
         amqp_queue_bind(state, channel, arena.bytes(queue), arena.bytes(exchange), arena.bytes(routingKey), amqp_empty_table)
         try check("queue.bind \(queue)")
     }
 
     func deleteQueue(_ name: String) throws -> UInt32 {
-        try ensureAlive()
+        try beginRPC()
         let arena = CArena()
         let ok = amqp_queue_delete(state, channel, arena.bytes(name), 0, 0)
         try check("queue.delete \(name)")
@@ -35,13 +35,13 @@ extension AMQPIO {
     }
 
     func qos(prefetchCount: UInt16) throws {
-        try ensureAlive()
+        try beginRPC()
         amqp_basic_qos(state, channel, 0, prefetchCount, 0)
         try check("basic.qos")
     }
 
     func consume(queue: String, destination: any AMQPConsumerDestination) throws -> String {
-        try ensureAlive()
+        try beginRPC()
         let arena = CArena()
         let ok = amqp_basic_consume(state, channel, arena.bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table)
         try check("basic.consume \(queue)")
@@ -61,7 +61,7 @@ extension AMQPIO {
     /// that arrive are queued and handled after). Any failure, a timeout
     /// included, ends the connection, as every failed RPC does.
     func queueCounts(_ name: String, timeoutMs: Int) throws -> (messageCount: UInt32, consumerCount: UInt32) {
-        try ensureAlive()
+        try beginRPC()
         var short = timeval(tv_sec: timeoutMs / 1000, tv_usec: Int((timeoutMs % 1000) * 1000))
         amqp_set_rpc_timeout(state, &short)
         defer {
@@ -82,7 +82,7 @@ extension AMQPIO {
     }
 
     func cancel(consumerTag: String) throws {
-        try ensureAlive()
+        try beginRPC()
         guard consumers[consumerTag] != nil else { return }
         let arena = CArena()
         // Cancelling is part of shutting down: wait 2 s at most for cancel-ok.

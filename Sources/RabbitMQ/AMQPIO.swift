@@ -35,6 +35,10 @@ final class AMQPIO {
     var ackFramesSent = 0
     /// The content (delivery or returned message) whose header and body frames are being read.
     var incoming: IncomingContent?
+    /// The socket is corked for this pass of commands (AMQPIO+Cork.swift).
+    var corked = false
+    /// Set once setting TCP_CORK failed: logged once, then ignored.
+    var corkFailed = false
 
     init(connection: AMQPConnection, options: AMQPConnection.Options) {
         self.connection = connection
@@ -67,6 +71,8 @@ final class AMQPIO {
         var commands: [AMQPConnection.Command] = []
         while failure == nil && !closeRequested {
             connection.shared.withLock { s in swap(&commands, &s.commands) }
+            // A pass of several commands leaves as one transmit (AMQPIO+Cork.swift).
+            if commands.count > 1 { cork() }
             for command in commands {
                 command(self)
             }
@@ -75,10 +81,11 @@ final class AMQPIO {
             // (so a burst of them leaves as few frames as is correct) and go out
             // before it sleeps, or once 256 are waiting.
             if acks.requestedCount >= 256 { flushAcks() }
+            let idle = failure == nil && amqp_frames_enqueued(state) == 0 && amqp_data_in_buffer(state) == 0
+            if idle { flushAcks() }
+            uncork()
             if failure != nil || closeRequested { break }
-            if amqp_frames_enqueued(state) == 0 && amqp_data_in_buffer(state) == 0 {
-                flushAcks()
-                if failure != nil { break }
+            if idle {
                 // Sleep only with no command waiting, and say so under the same lock: a
                 // command queued from here on writes the eventfd; one queued before is run
                 // first (the loop goes round without sleeping).
@@ -236,7 +243,11 @@ final class AMQPIO {
         throw e
     }
 
-    func ensureAlive() throws {
+    /// Every synchronous operation (a request and its reply) starts here: it
+    /// fails at once on a failed connection, and takes the cork out so that
+    /// the request leaves now instead of when the cork times out (200 ms).
+    func beginRPC() throws {
         if let failure { throw failure }
+        uncork()
     }
 }
