@@ -185,4 +185,104 @@ struct RecentOutcomesTests {
         #expect(recent.lookup("C") == .init(outcome(5)))
         #expect(recent.count == 3)
     }
+
+    private func answer(_ n: Int, bytes: Int) -> Outcome {
+        Outcome(status: .succeeded, attempts: 1, httpStatus: 200, responseJSON: Array(repeating: UInt8(ascii: "a") &+ UInt8(n % 26), count: bytes),
+                receivedAt: Date(timeIntervalSince1970: 0), completedAt: Date(timeIntervalSince1970: 1))
+    }
+
+    @Test func answersOverwrittenInTheByteRingAreForgotten() {
+        // 100 bytes of answers: k3's 40 bytes do not fit after k1's and k2's, start
+        // again at 0 and overwrite k1's; k2's are intact.
+        let recent = RecentOutcomes(capacity: 10, byteLimit: 100)
+        for n in 1...3 { recent.remember(answer(n, bytes: 40), for: "k\(n)") }
+        #expect(recent.lookup("k1") == nil)
+        #expect(recent.lookup("k2") == .init(answer(2, bytes: 40)))
+        #expect(recent.lookup("k3") == .init(answer(3, bytes: 40)))
+        #expect(recent.count == 2)
+        // A deferral and an outcome without an answer or detail use no bytes.
+        for n in 4...10 { recent.rememberDeferred("d\(n)") }
+        #expect(recent.lookup("k3") == .init(answer(3, bytes: 40)))
+    }
+
+    @Test func anAnswerLargerThanTheByteLimitIsNotRemembered() {
+        let recent = RecentOutcomes(capacity: 10, byteLimit: 64)
+        recent.remember(answer(1, bytes: 65), for: "big")
+        #expect(recent.lookup("big") == nil)
+        #expect(recent.count == 0)
+        recent.remember(answer(2, bytes: 64), for: "fits")
+        #expect(recent.lookup("fits") == .init(answer(2, bytes: 64)))
+    }
+
+    /// The store against a plain model of its rules (a dictionary and the ring
+    /// of slots in insertion order) under random operations: few buckets and
+    /// many keys, so the index's probing and deletion are exercised hard.
+    @Test func randomOperationsMatchAModel() {
+        struct Model {
+            let capacity: Int, ttl: Int
+            var slots: [(key: String, at: Int, value: RecentOutcomes.Remembered)] = []
+            var index: [String: Int] = [:]
+            var next = 0
+            mutating func store(_ key: String, _ value: RecentOutcomes.Remembered, at: Int) {
+                if let i = index[key] { slots[i] = (key, at, value); return }
+                let i = next
+                if i == slots.count { slots.append((key, at, value)) } else {
+                    if index[slots[i].key] == i { index.removeValue(forKey: slots[i].key) }
+                    slots[i] = (key, at, value)
+                }
+                index[key] = i
+                next = i + 1 == capacity ? 0 : i + 1
+            }
+            mutating func live(_ key: String, at: Int) -> RecentOutcomes.Remembered? {
+                guard let i = index[key] else { return nil }
+                if at - slots[i].at > ttl { index.removeValue(forKey: key); return nil }
+                return slots[i].value
+            }
+        }
+        var rng = SplitMix(seed: 0x5eed)
+        for capacity in [1, 2, 5, 12, 40] {
+            let recent = RecentOutcomes(capacity: capacity, ttl: .seconds(30))
+            var model = Model(capacity: capacity, ttl: 30)
+            let t0 = ContinuousClock.now
+            var t = 0
+            for step in 0..<4_000 {
+                let key = "k\(rng.next() % UInt64(capacity * 3 + 2))"
+                t += Int(rng.next() % 3)
+                let now = t0 + .seconds(t)
+                switch rng.next() % 4 {
+                case 0:
+                    let o = Outcome(status: step % 3 == 0 ? .failed : .succeeded, attempts: step, httpStatus: step % 5 == 0 ? nil : 200 + step % 300,
+                                    responseJSON: step % 4 == 0 ? nil : Array("{\"n\":\(step)}".utf8), error: step % 3 == 0 ? .dariError : nil,
+                                    detail: step % 3 == 0 ? "detail \(step) é" : nil,
+                                    receivedAt: Date(timeIntervalSince1970: Double(step)), completedAt: Date(timeIntervalSince1970: Double(step) + 0.5))
+                    recent.remember(o, for: key, now: now)
+                    model.store(key, .init(o), at: t)
+                case 1:
+                    recent.rememberDeferred(key, handedOffAttempts: step % 7, now: now)
+                    model.store(key, .deferred(handedOffAttempts: step % 7), at: t)
+                default:
+                    let expected = model.live(key, at: t)
+                    #expect(recent.lookup(key, now: now) == (expected?.status == nil ? nil : expected), "capacity \(capacity) step \(step) \(key)")
+                    if expected?.status == nil, let expected {
+                        #expect(recent.deferredFrom(key, now: now) == Int(expected.attempts))
+                    }
+                }
+                #expect(recent.count == model.index.count, "capacity \(capacity) step \(step)")
+                #expect(recent.count <= capacity)
+            }
+        }
+    }
+}
+
+/// A small deterministic generator for the random tests.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
 }
