@@ -27,9 +27,9 @@ struct ConsumerEnded: Sendable {
 
 /// The broker adapter's consumer destination (the consumer's one output):
 /// each delivery goes from the AMQP IO thread straight into the pipeline's
-/// stream, no relay task in between; the consumer's end goes to `ended`.
+/// channel, no relay task in between; the consumer's end goes to `ended`.
 struct PipelineFeed: AMQPConsumerDestination {
-    let pipeline: AsyncStream<InboundMessage>.Continuation
+    let pipeline: InboundChannel
     weak let connection: AMQPConnection?
     let activity: ConsumerActivity
     let ended: OneShot<ConsumerEnded>
@@ -40,7 +40,7 @@ struct PipelineFeed: AMQPConsumerDestination {
         if activity.stalled.load(ordering: .relaxed), activity.stalled.exchange(false, ordering: .relaxed) {
             logger.info("deliveries flow again; ready")
         }
-        if case .terminated = pipeline.yield(InboundMessage(delivery)) {
+        if !pipeline.yield(InboundMessage(delivery)) {
             // Shutting down: the pipeline takes nothing more. Hand the delivery
             // back now (another replica can take it) rather than at connection
             // close, after the drain. Enqueued from the IO thread: no lock held.

@@ -30,8 +30,8 @@ package final class RabbitMQBroker: MessageBroker, Service, Sendable {
     let config: Configuration
     let logger: Logger
     let state = Mutex(State())
-    package let deliveries: AsyncStream<InboundMessage>
-    let continuation: AsyncStream<InboundMessage>.Continuation
+    /// The deliveries of every connection, in order, for the pipeline.
+    package let deliveries = InboundChannel()
     package let droppedAcks = Atomic<Int>(0)
     package let reconnects = Atomic<Int>(0)
     /// Consumer stalls the watchdog detected (each followed by consuming again).
@@ -46,7 +46,6 @@ package final class RabbitMQBroker: MessageBroker, Service, Sendable {
         self.config = config
         self.logger = logger
         self.metrics = metrics
-        (deliveries, continuation) = AsyncStream<InboundMessage>.makeStream()
     }
 
     package var isStopping: Bool { state.withLock { $0.stopping } }
@@ -217,7 +216,7 @@ package final class RabbitMQBroker: MessageBroker, Service, Sendable {
     private func consume(on conn: AMQPConnection, activity: ConsumerActivity) async throws {
         while true {
             let ended = OneShot<ConsumerEnded>()
-            let feed = PipelineFeed(pipeline: continuation, connection: conn, activity: activity, ended: ended, logger: logger)
+            let feed = PipelineFeed(pipeline: deliveries, connection: conn, activity: activity, ended: ended, logger: logger)
             let tag = try await conn.consume(queue: config.queue, into: feed)
             state.withLock { s in
                 s.consumerTag = tag
@@ -252,15 +251,15 @@ package final class RabbitMQBroker: MessageBroker, Service, Sendable {
         }
     }
 
-    /// Stops taking deliveries: the pipeline's stream ends at once, whatever the
+    /// Stops taking deliveries: the pipeline's channel ends at once, whatever the
     /// broker does, and the consumer is cancelled (by `consume(on:)`).
     func beginStopping() {
         state.withLock { $0.stopping = true }
-        continuation.finish()
+        deliveries.finish()
         stopRequested.fire()
     }
 
-    /// Stops taking deliveries: ends the stream and cancels the consumer.
+    /// Stops taking deliveries: ends the channel and cancels the consumer.
     package func stopConsuming() async {
         beginStopping()
         let (conn, tag) = state.withLock { s in (s.connection, s.consumerTag) }

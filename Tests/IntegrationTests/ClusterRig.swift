@@ -5,6 +5,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import RabbitMQ
+import TestSupport
 
 /// One cluster scenario: the three-node cluster (started if needed), a
 /// pre-declared input queue, FakeDari, worker processes given every node
@@ -33,7 +34,7 @@ final class ClusterRig: Sendable {
     }
 
     func startWorker(concurrency: Int = 16, queue: String? = nil, extra: [String: String] = [:]) throws -> ClusterWorker {
-        let port = Int.random(in: 20_000...29_000)
+        let port = unusedPort()
         var env = [
             "AMQP_URL": ClusterBroker.urlList,
             "DARI_BRIDGE_QUEUE": queue ?? self.queue,

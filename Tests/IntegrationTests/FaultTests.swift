@@ -6,6 +6,7 @@ import FoundationNetworking
 #endif
 import RabbitMQ
 import Testing
+import TestSupport
 
 /// One fault scenario: FakeDari, a worker process against the fault broker,
 /// a resilient observer. Prints what it saw: messages, outcomes, duplicates,
@@ -15,7 +16,7 @@ final class FaultRig: Sendable {
     let queue: String
     let exchange: String
     let observer: ResilientObserver
-    let metricsPort = Int.random(in: 20_000...29_000)
+    let metricsPort = unusedPort()
 
     init(dariDelay: Duration) async throws {
         try FaultBroker.start()

@@ -5,6 +5,7 @@ import FoundationNetworking
 #endif
 import RabbitMQ
 import Testing
+import TestSupport
 
 extension BrokerFaultSuites {
 /// The worker over amqps:// against the TLS node of scripts/tls.sh.
@@ -26,7 +27,7 @@ extension BrokerFaultSuites {
 
     @Test func withAWrongCATheWorkerLogsWhyKeepsRetryingAndIsNotReady() async throws {
         try TLSNodes.start()
-        let metricsPort = Int.random(in: 30_000...39_000)
+        let metricsPort = unusedPort()
         let worker = try WorkerProcess(environment: [
             "AMQP_URL": "amqps://guest:Pw-n0t-shown@localhost:\(TLSNodes.port)/%2F",
             "DARI_BRIDGE_TLS_CA_FILE": TLSNodes.file("other-ca.pem"),

@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import RabbitMQ
 import Testing
+import TestSupport
 
 /// The receiver in the built executable: start-up errors, and a webhook
 /// through the real process with SIGTERM after it.
@@ -26,8 +27,8 @@ import Testing
         let h = try await Harness()
         let exchange = "it.proc.webhooks.\(UUID().uuidString.prefix(8))"
         let sink = try await WebhookSink(url: h.config.amqpURLs[0], exchange: exchange)
-        let port = Int.random(in: 30_000...34_999)
-        let probePort = Int.random(in: 35_000...39_000)
+        let port = unusedPort()
+        let probePort = unusedPort()
         let worker = try WorkerProcess(environment: WorkerProcess.environment(for: h, extra: [
             "DARI_BRIDGE_WEBHOOK_PORT": "\(port)", "DARI_BRIDGE_WEBHOOK_HOST": "127.0.0.1",
             "DARI_BRIDGE_WEBHOOK_SECRET": "old-secret, \(WebhookRig.secret)", "DARI_BRIDGE_WEBHOOK_EXCHANGE": exchange,
