@@ -61,6 +61,7 @@ extension AMQPIO {
         try check("channel.open")
         amqp_confirm_select(s, channel)
         try check("confirm.select")
+        if !url.tls { plainSocket = amqp_get_sockfd(s) }
     }
 
     /// CA bundle, client certificate, verification. rabbitmq-c 0.11 loads no

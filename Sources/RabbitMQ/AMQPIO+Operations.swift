@@ -111,39 +111,4 @@ extension AMQPIO {
         guard let index = pending.firstIndex(where: { $0.id == id }) else { return }
         pending.remove(at: index).continuation.resume(throwing: CancellationError())
     }
-
-    func publish(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties, mandatory: Bool,
-                 id: UInt64, continuation: CheckedContinuation<Void, Error>) {
-        if let failure {
-            continuation.resume(throwing: failure)
-            return
-        }
-        // librabbitmq writes the method frame before it encodes the content
-        // header: a property it cannot encode (a short string over 255 bytes,
-        // e.g. a message's invalid-UTF-8 correlation_id turned into replacement
-        // characters) failed *after* a frame went out, so the broker closed the
-        // connection; the outcome was retried on every new connection, forever.
-        // Checked here first, and only this publish fails.
-        if let problem = properties.encodingProblem(frameMax: Int(amqp_get_frame_max(state)))
-            ?? AMQPProperties.shortStringProblem(exchange, "exchange") ?? AMQPProperties.shortStringProblem(routingKey, "routing key") {
-            continuation.resume(throwing: AMQPError(kind: .unencodable, text: "basic.publish: \(problem)"))
-            return
-        }
-        let arena = CArena()
-        var props = arena.properties(properties)
-        let status = body.withUnsafeBytes { raw in
-            amqp_basic_publish(state, channel, arena.bytes(exchange), arena.bytes(routingKey),
-                               mandatory ? 1 : 0, 0, &props,
-                               amqp_bytes_t(len: raw.count, bytes: UnsafeMutableRawPointer(mutating: raw.baseAddress)))
-        }
-        guard status == AMQP_STATUS_OK.rawValue else {
-            let e = AMQPError.library(status, "basic.publish")
-            fail(e)
-            continuation.resume(throwing: e)
-            return
-        }
-        pending.append(PendingPublish(seq: nextPublishSeq, id: id, continuation: continuation, exchange: exchange,
-                                      routingKey: routingKey, messageId: properties.messageId, mandatory: mandatory))
-        nextPublishSeq += 1
-    }
 }

@@ -35,6 +35,12 @@ final class AMQPIO {
     var ackFramesSent = 0
     /// The content (delivery or returned message) whose header and body frames are being read.
     var incoming: IncomingContent?
+    /// The socket of a plain TCP connection, written directly by `publish`
+    /// (AMQPIO+Publish.swift); nil over TLS.
+    var plainSocket: Int32?
+    /// Where `publish` encodes a publish's frames: reused, never zero-filled (only
+    /// the pages a publish writes become resident), freed with the connection.
+    var publishBuffer: UnsafeMutableRawBufferPointer?
     /// The socket is corked for this pass of commands (AMQPIO+Cork.swift).
     var corked = false
     /// Set once setting TCP_CORK failed: logged once, then ignored.
@@ -43,6 +49,10 @@ final class AMQPIO {
     init(connection: AMQPConnection, options: AMQPConnection.Options) {
         self.connection = connection
         self.options = options
+    }
+
+    deinit {
+        publishBuffer?.deallocate()
     }
 
     var logger: Logger { connection.logger }
