@@ -40,17 +40,31 @@ package enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func parseV4(_ s: ArraySlice<UInt8>) -> UInt32? {
-        let parts = s.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
+        // One pass over the bytes (a `split` allocated its array of parts for
+        // every host the URL policy looked at, IP literal or name).
         var value: UInt32 = 0
-        for part in parts {
-            guard (1...3).contains(part.count), part.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-            if part.count > 1 && part.first == UInt8(ascii: "0") { return nil }  // inet_pton: no leading zeros
-            let octet = part.reduce(UInt32(0)) { $0 * 10 + UInt32($1 - 0x30) }
+        var octet: UInt32 = 0
+        var digits = 0
+        var dots = 0
+        var leadingZero = false
+        for b in s {
+            if b == UInt8(ascii: ".") {
+                guard digits > 0, dots < 3 else { return nil }
+                value = value << 8 | octet
+                dots += 1
+                octet = 0
+                digits = 0
+                continue
+            }
+            guard b >= 0x30 && b <= 0x39, digits < 3 else { return nil }
+            if digits == 1 && leadingZero { return nil }  // inet_pton: no leading zeros
+            if digits == 0 { leadingZero = b == 0x30 }
+            octet = octet * 10 + UInt32(b - 0x30)
+            digits += 1
             guard octet <= 255 else { return nil }
-            value = value << 8 | octet
         }
-        return value
+        guard dots == 3, digits > 0 else { return nil }
+        return value << 8 | octet
     }
 
     static func parseV6(_ s: ArraySlice<UInt8>) -> (UInt64, UInt64)? {

@@ -192,6 +192,8 @@ private struct Parser {
         try checkDepth(depth)
         pos += 1
         var members: [JSONMember] = []
+        // A resume request has two or three members: one allocation, not one per doubling.
+        if collect { members.reserveCapacity(4) }
         skipWhitespace()
         if pos < end && buf[pos] == JSONByte.rbrace { pos += 1; return members }
         var first = true

@@ -34,6 +34,30 @@ struct IPAddressTests {
         #expect(IPAddress(parsing: text) == pton(text), "\(text.debugDescription)")
     }
 
+    /// The one-pass IPv4 parser against inet_pton on every string of up to 8 of
+    /// the characters that matter, and random longer ones.
+    @Test func ipv4ParserAgreesWithInetPtonExhaustively() {
+        let alphabet: [Character] = ["0", "1", "2", "5", "9", ".", "a"]
+        var texts: [String] = [""]
+        var frontier: [String] = [""]
+        for _ in 0..<8 {
+            frontier = frontier.flatMap { t in alphabet.map { t + String($0) } }
+            texts += frontier.filter { $0.filter { $0 == "." }.count == 3 }
+        }
+        var rng = SystemRandomNumberGenerator()
+        let digits: [Character] = Array("0123456789.")
+        for _ in 0..<20_000 {
+            texts.append(String((0..<Int.random(in: 7...20, using: &rng)).map { _ in digits.randomElement(using: &rng)! }))
+        }
+        texts += ["255.255.255.255", "256.0.0.1", "1.2.3.4", "01.2.3.4", "1.2.3.04", "0.0.0.0", "1.2.3", "1.2.3.4.5",
+                  "1..2.3", ".1.2.3", "1.2.3.", "1234.1.1.1", "999.1.1.1", "00.1.1.1", "1.2.3.4 "]
+        for text in texts {
+            var v4 = in_addr()
+            let expected: UInt32? = inet_pton(AF_INET, text, &v4) == 1 ? UInt32(bigEndian: v4.s_addr) : nil
+            #expect(IPAddress.parseV4(Array(text.utf8)[...]) == expected, "\(text.debugDescription)")
+        }
+    }
+
     @Test func normalisedTurnsMappedIntoIPv4Only() throws {
         #expect(try #require(IPAddress(parsing: "::ffff:127.0.0.1")).normalised == .v4(0x7F00_0001))
         #expect(try #require(IPAddress(parsing: "::ffff:7f00:1")).normalised == .v4(0x7F00_0001))
