@@ -24,6 +24,8 @@ package struct URLPolicy: Sendable {
 
     package let allowedHosts: [String]
     package let allowedPathPrefixes: [String]
+    /// The prefixes' bytes: the path (ASCII, checked) is compared as bytes, no String made.
+    private let pathPrefixBytes: [[UInt8]]
     package let allowInsecureHTTP: Bool
     /// When false (the default), a connection to a loopback, private, link-local, CGNAT,
     /// multicast or otherwise non-public address is refused unless that very address is
@@ -39,6 +41,7 @@ package struct URLPolicy: Sendable {
                 allowPrivateAddresses: Bool = false) {
         self.allowedHosts = allowedHosts
         self.allowedPathPrefixes = allowedPathPrefixes
+        self.pathPrefixBytes = allowedPathPrefixes.map { Array($0.utf8) }
         self.allowInsecureHTTP = allowInsecureHTTP
         self.allowPrivateAddresses = allowPrivateAddresses
         let entries = allowedHosts.compactMap { entry -> HostPort? in
@@ -122,11 +125,22 @@ package struct URLPolicy: Sendable {
         let path = b[authorityEnd..<pathEnd]
         if let problem = Self.pathProblem(path) { return refuse(problem) }
         if pathEnd < b.endIndex, let problem = Self.queryProblem(b[(pathEnd + 1)...]) { return refuse(problem) }
-        let pathString = String(decoding: path, as: UTF8.self)
-        guard allowedPathPrefixes.contains(where: { pathString.hasPrefix($0) }) else {
-            return refuse("path \(Self.clip(pathString)) does not start with an allowed prefix")
+        guard pathPrefixBytes.contains(where: { Self.hasPrefix(path, $0) }) else {
+            return refuse("path \(Self.clip(String(decoding: path, as: UTF8.self))) does not start with an allowed prefix")
         }
         return .success(ApprovedURL(scheme: scheme, host: hostPort.asWritten, port: hostPort.port ?? defaultPort,
                                     requestTarget: String(decoding: b[authorityEnd...], as: UTF8.self)))
+    }
+}
+
+extension URLPolicy {
+    static func hasPrefix(_ bytes: ArraySlice<UInt8>, _ prefix: [UInt8]) -> Bool {
+        guard bytes.count >= prefix.count else { return false }
+        var i = bytes.startIndex
+        for b in prefix {
+            if bytes[i] != b { return false }
+            i += 1
+        }
+        return true
     }
 }

@@ -41,6 +41,9 @@ final class AMQPIO {
     /// Where `publish` encodes a publish's frames: reused, never zero-filled (only
     /// the pages a publish writes become resident), freed with the connection.
     var publishBuffer: UnsafeMutableRawBufferPointer?
+    /// The previous delivery's routing key and consumer tag (`reused`, AMQPIO+Frames.swift).
+    var lastRoutingKey = ""
+    var lastConsumerTag = ""
     /// The socket is corked for this pass of commands (AMQPIO+Cork.swift).
     var corked = false
     /// Set once setting TCP_CORK failed: logged once, then ignored.
