@@ -35,13 +35,18 @@ struct InboundChannelTests {
         #expect(await consumer.value == [1, 2])
     }
 
-    @Test func finishingWakesAWaitingConsumer() async {
-        let channel = InboundChannel()
-        let consumer = Task { () -> Int in
+    /// A task that counts what it takes from `channel` until the end.
+    private func counter(_ channel: InboundChannel) -> Task<Int, Never> {
+        Task {
             var n = 0
             for await _ in channel { n += 1 }
             return n
         }
+    }
+
+    @Test func finishingWakesAWaitingConsumer() async {
+        let channel = InboundChannel()
+        let consumer = counter(channel)
         try? await Task.sleep(for: .milliseconds(20))
         channel.finish()
         #expect(await consumer.value == 0)
@@ -49,11 +54,7 @@ struct InboundChannelTests {
 
     @Test func cancellingTheWaitingConsumerEndsItAndFinishesTheChannel() async {
         let channel = InboundChannel()
-        let consumer = Task { () -> Int in
-            var n = 0
-            for await _ in channel { n += 1 }
-            return n
-        }
+        let consumer = counter(channel)
         try? await Task.sleep(for: .milliseconds(20))
         consumer.cancel()
         #expect(await consumer.value == 0)
