@@ -63,10 +63,14 @@ extension AMQPIO {
                              properties: inout amqp_basic_properties_t, body: [UInt8]) -> Int32 {
         let frameMax = Int(amqp_get_frame_max(state))
         let bodyFrames = (body.count / max(1, frameMax - 8) + 1) * 8
-        // First with room for a small content header (an outcome's is ~80 bytes); a
-        // larger one (up to frame_max) makes the encoder answer NO_MEMORY: once more
-        // with room for the largest.
-        for headerRoom in [4096, 1024 + frameMax] {
+        // First with room for a small content header (an outcome's is ~80 bytes), then
+        // once more with room for the largest (frame_max) if the first try failed in
+        // any way: librabbitmq's encoders answer TABLE_TOO_BIG or BAD_AMQP_DATA, not
+        // NO_MEMORY, when the properties do not fit the room they are given (a second
+        // reader found it: a deferred message with 5 KB of headers failed the publish
+        // and so the connection, on every connection, since each starts small).
+        var status = AMQP_STATUS_NO_MEMORY.rawValue
+        for (attempt, headerRoom) in [4096, 1024 + frameMax].enumerated() {
             let needed = headerRoom + body.count + bodyFrames
             if (publishBuffer?.count ?? 0) < needed {
                 publishBuffer?.deallocate()
@@ -78,17 +82,21 @@ extension AMQPIO {
                                     exchange, routingKey, mandatory ? 1 : 0, &properties,
                                     raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count, frameMax)
             }
-            if length == Int(AMQP_STATUS_NO_MEMORY.rawValue) && headerRoom == 4096 { continue }
-            guard length >= 0 else { return Int32(truncatingIfNeeded: length) }
-            let sent = Self.sendAll(fd, UnsafeRawBufferPointer(rebasing: out[0..<length]))
-            // A large publish must not keep its buffer for the life of the connection.
-            if out.count > 4 * (1024 + frameMax) {
-                out.deallocate()
-                publishBuffer = nil
+            if length < 0 {
+                status = Int32(truncatingIfNeeded: length)
+                if attempt == 0 { continue }
+                break
             }
-            return sent ? AMQP_STATUS_OK.rawValue : AMQP_STATUS_SOCKET_ERROR.rawValue
+            status = Self.sendAll(fd, UnsafeRawBufferPointer(rebasing: out[0..<length]))
+                ? AMQP_STATUS_OK.rawValue : AMQP_STATUS_SOCKET_ERROR.rawValue
+            break
         }
-        return AMQP_STATUS_NO_MEMORY.rawValue
+        // A large publish must not keep its buffer for the life of the connection.
+        if let out = publishBuffer, out.count > 4 * (1024 + frameMax) {
+            out.deallocate()
+            publishBuffer = nil
+        }
+        return status
     }
 
     /// Writes all of `bytes`, waiting for room when the socket is full; false on an error.

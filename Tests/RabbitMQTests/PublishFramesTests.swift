@@ -43,4 +43,24 @@ import Testing
         try await conn.deleteQueue(queue)
         await conn.close()
     }
+
+    /// The first publish of a fresh connection (its encoding buffer still small)
+    /// with headers larger than that buffer: sent, not a failed connection.
+    @Test(.timeLimit(.minutes(2)), arguments: [5_000, 100_000])
+    func aLargeHeaderFirstOnAFreshConnectionIsSent(headerBytes: Int) async throws {
+        let conn = try await TestBroker.connect()
+        let queue = try await conn.declareQueue(TestBroker.uniqueName("t.frames.first"), durable: false).name
+        let properties = AMQPProperties(messageId: "first", headers: ["h": .string(String(repeating: "y", count: headerBytes))])
+        try await conn.publish(exchange: "", routingKey: queue, body: Array(#"{"a":1}"#.utf8), properties: properties)
+        #expect(conn.isOpen)
+        let consumer = try await conn.consume(queue: queue)
+        for try await d in consumer.deliveries {
+            #expect(d.body == Array(#"{"a":1}"#.utf8))
+            #expect(d.properties == properties)
+            try conn.ack(deliveryTag: d.deliveryTag)
+            break
+        }
+        try await conn.deleteQueue(queue)
+        await conn.close()
+    }
 }
