@@ -108,6 +108,8 @@ package final class InboundChannel: AsyncSequence, Sendable {
                         s.finished = true
                         return .end
                     }
+                    // One consumer: AsyncStream traps on a second concurrent `next` too.
+                    precondition(s.waiter == nil, "InboundChannel has one consumer")
                     s.waiter = c
                     return .wait
                 }

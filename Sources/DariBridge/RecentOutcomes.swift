@@ -108,7 +108,7 @@ package final class RecentOutcomes: Sendable {
     /// `byteLimit`: the answer and detail bytes kept at most (default 8 MiB: ~700,000
     /// answers the size of `{"ok":true}`, eight of the 1 MiB largest answer).
     package init(capacity: Int = 10_000, ttl: Duration = .seconds(600), byteLimit: Int = 8 << 20) {
-        precondition(capacity > 0 && capacity < Int(Int32.max) / 2 && byteLimit > 0)
+        precondition(capacity > 0 && capacity < Int(Int32.max) / 2 && byteLimit > 0 && byteLimit < Int(UInt32.max))
         self.capacity = capacity
         self.ttl = ttl
         self.byteLimit = byteLimit
