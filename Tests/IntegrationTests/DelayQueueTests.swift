@@ -34,6 +34,24 @@ import Testing
         await check.close()
     }
 
+    /// The hand-off publish carries the message's own headers (here 20 KB, more
+    /// than the first encoding buffer of a connection's publish path holds): it
+    /// must be sent, not fail the connection (which then failed again on every
+    /// redelivery).
+    @Test func aMessageWithLargeHeadersGoesThroughTheDelayQueue() async throws {
+        let h = try await Harness(maxAttempts: 4) { $0.maxInMemoryWaitMs = 500; $0.maxRetryAfterMs = 10_000 }
+        h.dari.script(id: "big-headers", [FakeDari.Reply(status: 503, headers: [("Retry-After", "2")]), .ok(#"{"resumed":true}"#)])
+        h.startWorker()
+        try await h.publish(body: ResumeRequest.messageBody(resumeURL: h.url("big-headers"), variablesJSON: Array(#"{"n":1}"#.utf8)),
+                            messageId: "big-headers", headers: ["padding": .string(String(repeating: "p", count: 20_000))])
+        let got = await h.waitForOutcomes(1, timeout: .seconds(20))
+        await h.stop()
+        #expect(h.dari.requests(id: "big-headers").count == 2)
+        let o = try #require(got.first?.body)
+        #expect(o.status == "succeeded")
+        #expect(o.attempts == 2)
+    }
+
     @Test func attemptCountInTheHeaderIsHonoured() async throws {
         let h = try await Harness(maxAttempts: 3)
         h.dari.script(id: "tired", [FakeDari.Reply(status: 503)])
