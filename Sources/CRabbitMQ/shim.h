@@ -6,6 +6,7 @@
 #include <amqp_ssl_socket.h>
 #include <sys/eventfd.h>
 #include <poll.h>
+#include <string.h>
 
 /*
  * amqp_login_with_properties() is a C variadic function (the SASL method's
@@ -26,9 +27,6 @@ static inline amqp_rpc_reply_t dari_amqp_login_plain_with_properties(amqp_connec
     return amqp_login_with_properties(state, vhost, channel_max, frame_max, heartbeat,
                                       properties, AMQP_SASL_METHOD_PLAIN, user, password);
 }
-
-
-#include <string.h>
 
 static inline void dari_e16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 static inline void dari_e32(uint8_t *p, uint32_t v) { dari_e16(p, (uint16_t)(v >> 16)); dari_e16(p + 2, (uint16_t)v); }

@@ -6,9 +6,9 @@ import Foundation
 
 /// What happened to one resume request; published as JSON with routing key `routingKey`.
 package struct Outcome: Sendable, Equatable {
-    package enum Status: String, Sendable { case succeeded, failed }
+    package enum Status: String, Sendable, CaseIterable { case succeeded, failed }
 
-    package enum ErrorKind: String, Sendable {
+    package enum ErrorKind: String, Sendable, CaseIterable {
         case invalidMessage = "invalid_message"
         case urlNotAllowed = "url_not_allowed"
         case dariError = "dari_error"

@@ -104,6 +104,7 @@ package final class RecentOutcomes: Sendable {
     private let state: Mutex<RecentOutcomeStore>
     /// Stored times are nanoseconds since this instant.
     private let origin = ContinuousClock.now
+    private let ttlNanos: Int64
 
     /// `byteLimit`: the answer and detail bytes kept at most (default 8 MiB: ~700,000
     /// answers the size of `{"ok":true}`, eight of the 1 MiB largest answer).
@@ -112,6 +113,8 @@ package final class RecentOutcomes: Sendable {
         self.capacity = capacity
         self.ttl = ttl
         self.byteLimit = byteLimit
+        let t = ttl.components
+        ttlNanos = t.seconds &* 1_000_000_000 &+ t.attoseconds / 1_000_000_000
         state = Mutex(RecentOutcomeStore(capacity: capacity, byteLimit: byteLimit))
     }
 
@@ -161,10 +164,6 @@ package final class RecentOutcomes: Sendable {
         return d.seconds &* 1_000_000_000 &+ d.attoseconds / 1_000_000_000
     }
 
-    private var ttlNanos: Int64 {
-        let c = ttl.components
-        return c.seconds &* 1_000_000_000 &+ c.attoseconds / 1_000_000_000
-    }
 
     private func live(_ digest: Digest, now: ContinuousClock.Instant) -> Remembered? {
         let now = nanos(now), ttl = ttlNanos
@@ -207,10 +206,18 @@ struct RecentOutcomeStore {
         var detailLength: UInt32
         var attempts: Int32
         var httpStatus: Int16
-        var status: UInt8  // 0 none (deferred), 1 succeeded, 2 failed
-        var error: UInt8   // 0 none, else 1 + index in errorKinds
+        var status: UInt8  // 0 none (deferred), else 1 + index in Outcome.Status.allCases
+        var error: UInt8   // 0 none, else 1 + index in Outcome.ErrorKind.allCases
     }
-    static let errorKinds: [Outcome.ErrorKind] = [.invalidMessage, .urlNotAllowed, .dariError, .retriesExhausted, .deliveryLimit]
+    /// An optional case as a byte (0 for nil) and back, by its place in `allCases`:
+    /// a case added to the enum is stored like the others.
+    static func code<E: CaseIterable & Equatable>(_ value: E?) -> UInt8 where E.AllCases: RandomAccessCollection {
+        guard let value, let i = E.allCases.firstIndex(of: value) else { return 0 }
+        return UInt8(E.allCases.distance(from: E.allCases.startIndex, to: i) + 1)
+    }
+    static func decode<E: CaseIterable>(_ code: UInt8, as: E.Type) -> E? where E.AllCases: RandomAccessCollection {
+        code == 0 ? nil : E.allCases[E.allCases.index(E.allCases.startIndex, offsetBy: Int(code) - 1)]
+    }
     static let none = UInt32.max
 
     let capacity: Int
@@ -325,8 +332,7 @@ struct RecentOutcomeStore {
                         bytesAt: at, responseLength: value.responseJSON.map { UInt32($0.count) } ?? Self.none,
                         detailLength: value.detail.map { UInt32($0.utf8.count) } ?? Self.none,
                         attempts: value.attempts, httpStatus: value.httpStatus,
-                        status: value.status.map { $0 == .succeeded ? 1 : 2 } ?? 0,
-                        error: value.error.flatMap { e in Self.errorKinds.firstIndex(of: e).map { UInt8($0 + 1) } } ?? 0)
+                        status: Self.code(value.status), error: Self.code(value.error))
         if let live = find(digest) {
             slots[live] = slot
             return
@@ -347,8 +353,8 @@ struct RecentOutcomeStore {
         let s = slots[i]
         let responseLength = s.responseLength == Self.none ? 0 : Int(s.responseLength)
         return RecentOutcomes.Remembered(
-            status: s.status == 0 ? nil : (s.status == 1 ? .succeeded : .failed),
-            error: s.error == 0 ? nil : Self.errorKinds[Int(s.error) - 1],
+            status: Self.decode(s.status, as: Outcome.Status.self),
+            error: Self.decode(s.error, as: Outcome.ErrorKind.self),
             attempts: s.attempts, httpStatus: s.httpStatus,
             responseJSON: s.responseLength == Self.none ? nil : Array(read(s.bytesAt, skip: 0, count: responseLength)),
             detail: s.detailLength == Self.none ? nil : String(decoding: read(s.bytesAt, skip: responseLength, count: Int(s.detailLength)), as: UTF8.self),

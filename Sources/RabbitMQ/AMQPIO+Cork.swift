@@ -8,15 +8,15 @@ import Glibc
 // pushed to the network on its own, and so is every ack. Under load the
 // connection thread runs a pass of queued commands (a dozen publishes and
 // acks is usual at concurrency 64), and they left in about as many TCP
-// segments (100 publishes of one pass: 22 segments, where Linux's
-// autocorking merged some). On loopback the sender's send(2) also does the
+// segments (100 publishes of one pass: 49 and 114 segments with data in two
+// runs, where Linux's autocorking merged some). On loopback the sender's send(2) also does the
 // receiver's softirq work and wakes the broker's reader: the transmit was
 // about two thirds of this thread's system time (perf, session 6).
 //
 // With TCP_CORK set for the pass, the frames of its commands wait in the
 // socket and leave together when the cork is taken out (Linux pushes the
 // queued data at once on TCP_CORK=0, and never holds it longer than 200 ms
-// while corked): 2 segments for those 100 publishes (CorkedPassTests). It
+// while corked): 1 segment with data for those 100 publishes (CorkedPassTests). It
 // works below TLS as well: OpenSSL's records go into the same socket. A pass
 // with a single command is not corked (two more system calls for nothing).
 // Measured (alternating runs, instant Dari, concurrency 64, six pairs):

@@ -69,27 +69,27 @@ extension AMQPIO {
         // NO_MEMORY, when the properties do not fit the room they are given (a second
         // reader found it: a deferred message with 5 KB of headers failed the publish
         // and so the connection, on every connection, since each starts small).
-        var status = AMQP_STATUS_NO_MEMORY.rawValue
-        for (attempt, headerRoom) in [4096, 1024 + frameMax].enumerated() {
+        func encode(headerRoom: Int) -> Int {
             let needed = headerRoom + body.count + bodyFrames
             if (publishBuffer?.count ?? 0) < needed {
                 publishBuffer?.deallocate()
                 publishBuffer = .allocate(byteCount: needed, alignment: 16)
             }
             let out = publishBuffer!
-            let length = body.withUnsafeBytes { raw in
+            return body.withUnsafeBytes { raw in
                 dari_encode_publish(out.baseAddress!.assumingMemoryBound(to: UInt8.self), out.count, channel,
                                     exchange, routingKey, mandatory ? 1 : 0, &properties,
                                     raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count, frameMax)
             }
-            if length < 0 {
-                status = Int32(truncatingIfNeeded: length)
-                if attempt == 0 { continue }
-                break
-            }
-            status = Self.sendAll(fd, UnsafeRawBufferPointer(rebasing: out[0..<length]))
+        }
+        var length = encode(headerRoom: 4096)
+        if length < 0 { length = encode(headerRoom: 1024 + frameMax) }
+        let status: Int32
+        if length < 0 {
+            status = Int32(truncatingIfNeeded: length)
+        } else {
+            status = Self.sendAll(fd, UnsafeRawBufferPointer(rebasing: publishBuffer![0..<length]))
                 ? AMQP_STATUS_OK.rawValue : AMQP_STATUS_SOCKET_ERROR.rawValue
-            break
         }
         // A large publish must not keep its buffer for the life of the connection.
         if let out = publishBuffer, out.count > 4 * (1024 + frameMax) {

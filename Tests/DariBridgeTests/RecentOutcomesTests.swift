@@ -145,6 +145,19 @@ struct RecentOutcomesTests {
         #expect(recent.lookup("n")?.outcome(resumeURL: nil, messageId: nil, correlationId: nil) == noStatus)
     }
 
+    @Test func everyStatusAndErrorKindComesBack() {
+        let recent = RecentOutcomes()
+        for status in Outcome.Status.allCases {
+            for error in Outcome.ErrorKind.allCases.map(Optional.some) + [nil] {
+                let o = Outcome(status: status, attempts: 1, error: error, receivedAt: Date(timeIntervalSince1970: 0),
+                                completedAt: Date(timeIntervalSince1970: 1))
+                let key = "\(status)-\(String(describing: error))"
+                recent.remember(o, for: key)
+                #expect(recent.lookup(key) == .init(o), "\(key)")
+            }
+        }
+    }
+
     @Test func aDeferralIsNotAnOutcome() {
         let recent = RecentOutcomes()
         recent.rememberDeferred("k")
